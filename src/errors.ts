@@ -1,0 +1,137 @@
+/**
+ * The few error classes that callers catch. Every one carries the exit code the
+ * top-level formatter in `main.ts` uses and an optional `hint` that says what to do.
+ *
+ * @module
+ */
+
+/** Options shared by every pyprime error. */
+export interface PyprimeErrorOptions {
+  /** The low-level error this one explains; `--verbose` prints the chain. */
+  cause?: unknown;
+  /** One line that tells the user what to do next. */
+  hint?: string;
+  /** Process exit code; defaults to 1. */
+  exitCode?: number;
+}
+
+/**
+ * Base class of every error pyprime expects and reports as one line.
+ *
+ * @example Throwing with a hint
+ * ```ts
+ * throw new PyprimeError("Cannot read \"x.tar.gz\": not found", { hint: "check the path" });
+ * ```
+ */
+export class PyprimeError extends Error {
+  /** Process exit code for this error. */
+  readonly exitCode: number;
+  /** What the user can do about it, printed as a `hint:` line. */
+  readonly hint?: string;
+
+  /** Creates an error with a one-line message. */
+  constructor(message: string, options: PyprimeErrorOptions = {}) {
+    super(message, { cause: options.cause });
+    this.name = "PyprimeError";
+    this.exitCode = options.exitCode ?? 1;
+    this.hint = options.hint;
+  }
+}
+
+/**
+ * An archive entry that breaks the extraction policy (path traversal, links that
+ * leave the installation, special files, limits).
+ *
+ * @example
+ * ```ts
+ * throw new UnsafeEntryError("python/../x", "path leaves the installation");
+ * ```
+ */
+export class UnsafeEntryError extends PyprimeError {
+  /** The entry's path as written in the archive. */
+  readonly entry: string;
+  /** The rule it broke, in words. */
+  readonly rule: string;
+
+  /** Creates the error for `entry` breaking `rule`. */
+  constructor(entry: string, rule: string, options: PyprimeErrorOptions = {}) {
+    super(`Cannot extract ${JSON.stringify(entry)}: ${rule}`, {
+      hint: "the archive is unsafe or corrupt; get it again from a trusted source",
+      ...options,
+    });
+    this.name = "UnsafeEntryError";
+    this.entry = entry;
+    this.rule = rule;
+  }
+}
+
+/**
+ * The archive's sha256 differs from the expected one.
+ *
+ * @example
+ * ```ts
+ * throw new ChecksumMismatchError("a.tar.gz", "00…", "ff…");
+ * ```
+ */
+export class ChecksumMismatchError extends PyprimeError {
+  /** The digest the user or the catalog promised, lowercase hex. */
+  readonly expected: string;
+  /** The digest of the bytes actually read, lowercase hex. */
+  readonly actual: string;
+
+  /** Creates the error for `source`. */
+  constructor(source: string, expected: string, actual: string, options: PyprimeErrorOptions = {}) {
+    super(
+      `Checksum mismatch for ${source}: expected sha256 ${expected}, got ${actual}`,
+      { hint: "the download is corrupt or was tampered with; nothing was installed", ...options },
+    );
+    this.name = "ChecksumMismatchError";
+    this.expected = expected;
+    this.actual = actual;
+  }
+}
+
+/**
+ * An archive that cannot be read: truncated, a bad gzip CRC, a corrupt zstd frame,
+ * a bad tar header, or not a python-build-standalone layout.
+ */
+export class ArchiveError extends PyprimeError {
+  /** Creates the error; `message` names the archive and the cause. */
+  constructor(message: string, options: PyprimeErrorOptions = {}) {
+    super(message, options);
+    this.name = "ArchiveError";
+  }
+}
+
+/** The run was interrupted by a signal; exit code is 128 + the signal number. */
+export class InterruptedError extends PyprimeError {
+  /** The signal that stopped the run. */
+  readonly signal: Deno.Signal;
+
+  /** Creates the error for `signal` (SIGINT → 130, SIGTERM → 143). */
+  constructor(signal: Deno.Signal) {
+    super(`Interrupted by ${signal}`, { exitCode: signal === "SIGINT" ? 130 : 143 });
+    this.name = "InterruptedError";
+    this.signal = signal;
+  }
+}
+
+/** Bytecode compilation failed as a whole: a worker crashed or a file timed out. */
+export class CompileError extends PyprimeError {
+  /** Creates the error. */
+  constructor(message: string, options: PyprimeErrorOptions = {}) {
+    super(message, options);
+    this.name = "CompileError";
+  }
+}
+
+/** Formats `error` and its `cause` chain as lines, innermost last. */
+export function causeChain(error: unknown): string[] {
+  const lines: string[] = [];
+  let current: unknown = error instanceof Error ? error.cause : undefined;
+  while (current !== undefined && lines.length < 10) {
+    lines.push(current instanceof Error ? `${current.name}: ${current.message}` : String(current));
+    current = current instanceof Error ? current.cause : undefined;
+  }
+  return lines;
+}

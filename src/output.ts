@@ -1,0 +1,144 @@
+// deno-lint-ignore-file no-console
+/**
+ * Everything pyprime prints goes through here: data on stdout, logs and progress on
+ * stderr, progress bars only on a TTY, `--quiet`, `--verbose`, `--json`, `NO_COLOR`.
+ *
+ * @module
+ */
+import cliProgress from "cli-progress";
+
+/** How chatty the run is. */
+export type Verbosity = "quiet" | "normal" | "verbose";
+
+/** Options of an {@link Output}. */
+export interface OutputOptions {
+  /** `quiet` prints errors only, `verbose` adds detail lines. */
+  verbosity?: Verbosity;
+  /** Print one JSON document on stdout instead of text data. */
+  json?: boolean;
+  /** Colour stderr; defaults to a TTY without `NO_COLOR`. */
+  color?: boolean;
+  /** Show progress bars; defaults to stderr being a TTY and not quiet/json. */
+  progress?: boolean;
+}
+
+/** A progress bar, or nothing when progress is off. */
+export interface Progress {
+  /** Moves the bar to `value` (of `total`, if known). */
+  update(value: number, total?: number): void;
+  /** Removes the bar. */
+  stop(): void;
+}
+
+const encoder = new TextEncoder();
+
+function envFlag(name: string): string | undefined {
+  try {
+    return Deno.env.get(name);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The run's printer.
+ *
+ * @example
+ * ```ts
+ * const out = new Output({ verbosity: "normal" });
+ * out.info("Installed cpython-3.12.1-linux-x86_64-gnu");
+ * out.data("/home/me/.local/share/pyprime/python/cpython-3.12.1-linux-x86_64-gnu/bin/python3");
+ * ```
+ */
+export class Output {
+  /** The verbosity in force. */
+  readonly verbosity: Verbosity;
+  /** Whether stdout gets one JSON document. */
+  readonly json: boolean;
+  /** Whether stderr is coloured. */
+  readonly color: boolean;
+  /** Whether progress bars are drawn. */
+  readonly progress: boolean;
+
+  /** Creates the printer; defaults follow the terminal and `NO_COLOR`. */
+  constructor(options: OutputOptions = {}) {
+    this.verbosity = options.verbosity ?? "normal";
+    this.json = options.json ?? false;
+    const tty = Deno.stderr.isTerminal();
+    const noColor = (envFlag("NO_COLOR") ?? "") !== "";
+    this.color = options.color ?? (tty && !noColor);
+    this.progress = options.progress ??
+      (tty && this.verbosity !== "quiet" && !this.json);
+  }
+
+  /** Writes one line of data to stdout (text mode only). */
+  data(line: string): void {
+    if (!this.json) Deno.stdout.writeSync(encoder.encode(line + "\n"));
+  }
+
+  /** Writes `value` as the run's JSON document on stdout (JSON mode only). */
+  jsonData(value: unknown): void {
+    if (this.json) Deno.stdout.writeSync(encoder.encode(JSON.stringify(value, null, 2) + "\n"));
+  }
+
+  /** A log line on stderr, hidden by `--quiet`. */
+  info(line: string): void {
+    if (this.verbosity !== "quiet") this.#err(line);
+  }
+
+  /** A detail line on stderr, shown with `--verbose`. */
+  debug(line: string): void {
+    if (this.verbosity === "verbose") this.#err(this.#paint("2", line));
+  }
+
+  /** A warning on stderr, hidden by `--quiet`. */
+  warn(line: string, hint?: string): void {
+    if (this.verbosity === "quiet") return;
+    this.#err(`${this.#paint("33;1", "warning")}: ${line}`);
+    if (hint) this.#err(`${this.#paint("36;1", "hint")}: ${hint}`);
+  }
+
+  /** An error on stderr; always shown. */
+  error(line: string, hint?: string, details: string[] = []): void {
+    this.#err(`${this.#paint("31;1", "error")}: ${line}`);
+    for (const d of details) this.#err(`  ${this.#paint("2", "caused by")}: ${d}`);
+    if (hint) this.#err(`${this.#paint("36;1", "hint")}: ${hint}`);
+  }
+
+  /** Starts a progress bar labelled `label`; a no-op object when progress is off. */
+  bar(label: string, total = 0, unit: "bytes" | "files" = "files"): Progress {
+    if (!this.progress) return { update() {}, stop() {} };
+    const format = unit === "bytes"
+      ? `${label} [{bar}] {percentage}% {value_mb}/{total_mb} MiB`
+      : `${label} [{bar}] {value}/{total}`;
+    const bar = new cliProgress.SingleBar({
+      format,
+      stream: process.stderr,
+      hideCursor: true,
+      clearOnComplete: true,
+      barsize: 30,
+    }, cliProgress.Presets.shades_classic);
+    const mb = (n: number) => (n / 1048576).toFixed(1);
+    bar.start(total, 0, { value_mb: mb(0), total_mb: mb(total) });
+    return {
+      update(value: number, newTotal?: number) {
+        if (newTotal !== undefined && newTotal !== total) {
+          total = newTotal;
+          bar.setTotal(total);
+        }
+        bar.update(value, { value_mb: mb(value), total_mb: mb(total) });
+      },
+      stop() {
+        bar.stop();
+      },
+    };
+  }
+
+  #paint(code: string, text: string): string {
+    return this.color ? `\x1b[${code}m${text}\x1b[0m` : text;
+  }
+
+  #err(line: string): void {
+    Deno.stderr.writeSync(encoder.encode(line + "\n"));
+  }
+}
