@@ -1,2 +1,2 @@
 /** pyprime entry point: parses arguments and dispatches. */
-console.log("placeholder");
+export {};

@@ -5,9 +5,9 @@
  *
  * @module
  */
-import { fromFileUrl } from "node:path";
+import { fileURLToPath } from "node:url";
 
-const CONFIG = fromFileUrl(new URL("../deno.json", import.meta.url));
+const CONFIG = fileURLToPath(new URL("../deno.json", import.meta.url));
 
 /**
  * Returns the `deno run` flags of the `pyprime` task: every flag between

@@ -1,4 +1,3 @@
-// deno-lint-ignore-file no-console
 /**
  * Everything pyprime prints goes through here: data on stdout, logs and progress on
  * stderr, progress bars only on a TTY, `--quiet`, `--verbose`, `--json`, `NO_COLOR`.
@@ -6,6 +5,7 @@
  * @module
  */
 import cliProgress from "cli-progress";
+import process from "node:process";
 
 /** How chatty the run is. */
 export type Verbosity = "quiet" | "normal" | "verbose";
