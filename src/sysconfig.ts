@@ -1,0 +1,495 @@
+/**
+ * Rewrites the build-time prefix python-build-standalone bakes into an installation.
+ *
+ * PBS builds CPython with `--prefix=/install` and a clang toolchain of its own, so
+ * `sysconfig.get_config_vars()` of a fresh archive names `/install/...` paths and
+ * `clang`/`llvm-ar`, and the pkg-config files say `prefix=/install`. Tools that build C
+ * extensions (setuptools, meson-python, pkg-config users) read those values. This module
+ * does what uv does (`crates/uv-python/src/sysconfig`, itself after bluss's
+ * sysconfigpatcher):
+ *
+ * - in `lib/pythonX.Y/_sysconfigdata_*.py` (and 3.14's `_sysconfig_vars_*.json`), every
+ *   whitespace-separated word of a string value that is `/install` or starts with
+ *   `/install/` gets the final prefix; `-isysroot <sdk>` pairs are dropped; the compiler
+ *   variables (`CC`, `CXX`, `BLDSHARED`, `LDSHARED`, `LDCXXSHARED`, `LINKCC`) get `cc`/`c++`
+ *   instead of PBS's `clang`/cross gcc; `AR` becomes `ar`; `PYTHON_BUILD_STANDALONE = 1`
+ *   marks a rewritten file;
+ * - in `lib/pkgconfig/*.pc`, `name=/install[/…]` variable lines become
+ *   `name=${pcfiledir}/../..[/…]`, which stays right if the installation moves.
+ *
+ * Only the string literals that change are replaced in the Python file, so everything
+ * else (comments, formatting, other values) stays byte for byte.
+ *
+ * @module
+ */
+import { isAbsolute, join } from "node:path";
+import { ArchiveError } from "./errors.ts";
+
+/** The prefix PBS archives are built with. */
+export const BUILD_PREFIX = "/install";
+
+/** The key uv adds so tools can tell a patched standalone build. */
+const STANDALONE_KEY = "PYTHON_BUILD_STANDALONE";
+
+/** One replacement rule of a config variable: a whole word, or the whole value. */
+interface Replacement {
+  /** The word to replace; absent means the whole value is replaced. */
+  from?: string;
+  to: string;
+}
+
+const CROSS_ARCHES = [
+  "arm-linux-gnueabi",
+  "arm-linux-gnueabihf",
+  "loongarch64-linux-gnu",
+  "mips-linux-gnu",
+  "mipsel-linux-gnu",
+  "powerpc64le-linux-gnu",
+  "riscv64-linux-gnu",
+  "s390x-linux-gnu",
+  "x86_64-linux-gnu",
+];
+
+const C_COMPILER: Replacement[] = [
+  ...CROSS_ARCHES.map((arch) => ({ from: `/usr/bin/${arch}-gcc`, to: "cc" })),
+  { from: "clang", to: "cc" },
+  { from: "musl-clang", to: "cc" },
+];
+
+const CXX_COMPILER: Replacement[] = [
+  ...CROSS_ARCHES.map((arch) => ({ from: `/usr/bin/${arch}-g++`, to: "c++" })),
+  { from: "clang++", to: "c++" },
+];
+
+/**
+ * Per-variable replacements, as in uv's `generated_mappings.rs` (generated from PBS's
+ * `targets.yml`): the toolchain PBS builds with does not exist on the user's machine.
+ */
+const REPLACEMENTS: Record<string, Replacement[]> = {
+  AR: [{ to: "ar" }],
+  BLDSHARED: C_COMPILER,
+  CC: C_COMPILER,
+  CXX: CXX_COMPILER,
+  LDCXXSHARED: CXX_COMPILER,
+  LDSHARED: C_COMPILER,
+  LINKCC: C_COMPILER,
+};
+
+/** Applies `fn` to each whitespace-separated word, keeping the whitespace as it was. */
+function mapWords(value: string, fn: (word: string) => string): string {
+  return value.split(/(\s+)/).map((part, i) => (i % 2 === 0 && part ? fn(part) : part)).join("");
+}
+
+function replacePrefix(value: string, finalPrefix: string): string {
+  return mapWords(value, (word) => {
+    // Already final: only possible when the final prefix is itself under /install, and
+    // rewriting it again would break idempotence.
+    if (word === finalPrefix || word.startsWith(`${finalPrefix}/`)) return word;
+    if (word === BUILD_PREFIX) return finalPrefix;
+    if (!word.startsWith(`${BUILD_PREFIX}/`)) return word;
+    const rest = word.slice(BUILD_PREFIX.length);
+    return finalPrefix === "/" ? rest : finalPrefix + rest;
+  });
+}
+
+/** Drops `-isysroot <sdk>`: the macOS SDK path of the build machine. */
+function removeIsysroot(value: string): string {
+  const words = value.split(/\s+/).filter(Boolean);
+  const at = words.indexOf("-isysroot");
+  if (at === -1) return value;
+  const kept = words.filter((_, i) => {
+    if (words[i] === "-isysroot") return false;
+    return !(i > 0 && words[i - 1] === "-isysroot");
+  });
+  return kept.join(" ");
+}
+
+/**
+ * Returns the patched value of one sysconfig variable.
+ *
+ * @example
+ * ```ts
+ * patchConfigValue("BINDIR", "/install/bin", "/opt/py"); // "/opt/py/bin"
+ * patchConfigValue("CC", "clang -pthread", "/opt/py"); // "cc -pthread"
+ * ```
+ */
+export function patchConfigValue(key: string, value: string, finalPrefix: string): string {
+  let patched = removeIsysroot(replacePrefix(value, normalizePrefix(finalPrefix)));
+  for (const rule of REPLACEMENTS[key] ?? []) {
+    patched = rule.from === undefined
+      ? rule.to
+      : mapWords(patched, (word) => (word === rule.from ? rule.to : word));
+  }
+  return patched;
+}
+
+function normalizePrefix(prefix: string): string {
+  if (!isAbsolute(prefix)) throw new TypeError(`The final prefix must be absolute, got ${prefix}`);
+  return prefix.length > 1 ? prefix.replace(/\/+$/, "") || "/" : prefix;
+}
+
+// ---------------------------------------------------------------------------------------
+// The `build_time_vars = {...}` literal: a dict of string keys to strings or numbers, as
+// written by pprint (adjacent string literals for long values).
+
+/** A value of the dict and where its source text is. */
+interface DictItem {
+  key: string;
+  /** Whitespace before the key on its line, to indent an added entry alike. */
+  indent: string;
+  value: string | number;
+  start: number;
+  end: number;
+}
+
+interface ParsedDict {
+  items: DictItem[];
+  /** Index just after `{`. */
+  open: number;
+}
+
+class LiteralSyntaxError extends SyntaxError {}
+
+const SIMPLE_ESCAPES: Record<string, string> = {
+  "\\": "\\",
+  "'": "'",
+  '"': '"',
+  a: "\x07",
+  b: "\b",
+  f: "\f",
+  n: "\n",
+  r: "\r",
+  t: "\t",
+  v: "\v",
+  "\n": "",
+};
+
+class Cursor {
+  pos: number;
+  constructor(readonly text: string, pos: number) {
+    this.pos = pos;
+  }
+
+  peek(): string {
+    return this.text[this.pos] ?? "";
+  }
+
+  fail(what: string): never {
+    const line = this.text.slice(0, this.pos).split("\n").length;
+    throw new LiteralSyntaxError(`${what} at line ${line}`);
+  }
+
+  /** Skips whitespace, line continuations and comments. */
+  skipBlank(): void {
+    for (;;) {
+      const c = this.peek();
+      if (c === " " || c === "\t" || c === "\n" || c === "\r" || c === "\f") this.pos++;
+      else if (c === "\\" && this.text[this.pos + 1] === "\n") this.pos += 2;
+      else if (c === "#") {
+        const nl = this.text.indexOf("\n", this.pos);
+        this.pos = nl === -1 ? this.text.length : nl;
+      } else return;
+    }
+  }
+
+  /** Reads one `'…'` or `"…"` literal, decoding its escapes. */
+  string(): string {
+    const quote = this.peek();
+    if (this.text.startsWith(quote.repeat(3), this.pos)) this.fail("triple-quoted string");
+    this.pos++;
+    let out = "";
+    for (;;) {
+      const c = this.text[this.pos++];
+      if (c === undefined || c === "\n") this.fail("unterminated string");
+      if (c === quote) return out;
+      if (c !== "\\") {
+        out += c;
+        continue;
+      }
+      out += this.escape();
+    }
+  }
+
+  escape(): string {
+    const c = this.text[this.pos++];
+    if (c === undefined) this.fail("unterminated string");
+    if (Object.hasOwn(SIMPLE_ESCAPES, c)) return SIMPLE_ESCAPES[c];
+    if (c === "\r" && this.peek() === "\n") {
+      this.pos++;
+      return "";
+    }
+    const hexLength = c === "x" ? 2 : c === "u" ? 4 : c === "U" ? 8 : 0;
+    if (hexLength) {
+      const hex = this.text.slice(this.pos, this.pos + hexLength);
+      if (!/^[0-9a-fA-F]+$/.test(hex) || hex.length !== hexLength) this.fail(`bad \\${c} escape`);
+      this.pos += hexLength;
+      return String.fromCodePoint(parseInt(hex, 16));
+    }
+    if (/[0-7]/.test(c)) {
+      const oct = /^[0-7]{0,2}/.exec(this.text.slice(this.pos, this.pos + 2))![0];
+      this.pos += oct.length;
+      return String.fromCodePoint(parseInt(c + oct, 8));
+    }
+    if (c === "N") this.fail("unsupported \\N{...} escape");
+    // Python keeps unknown escapes as written.
+    return `\\${c}`;
+  }
+
+  /** Reads adjacent string literals (`'a' 'b'` is `'ab'`), as pprint splits long values. */
+  strings(): string {
+    let out = this.string();
+    for (;;) {
+      const save = this.pos;
+      this.skipBlank();
+      const c = this.peek();
+      if (c !== "'" && c !== '"') {
+        this.pos = save;
+        return out;
+      }
+      out += this.string();
+    }
+  }
+
+  number(): number {
+    const m = /^-?\d+(\.\d+)?([eE][-+]?\d+)?/.exec(this.text.slice(this.pos, this.pos + 64));
+    if (!m) this.fail(`unexpected ${JSON.stringify(this.peek() || "end of file")}`);
+    this.pos += m[0].length;
+    return Number(m[0]);
+  }
+}
+
+function parseBuildTimeVars(text: string): ParsedDict {
+  const head = /^build_time_vars\s*=\s*\{/m.exec(text);
+  if (!head) throw new LiteralSyntaxError("no `build_time_vars = {` assignment");
+  const open = head.index + head[0].length;
+  const cur = new Cursor(text, open);
+  const items: DictItem[] = [];
+  for (;;) {
+    cur.skipBlank();
+    if (cur.peek() === "}") return { items, open };
+    if (cur.peek() !== "'" && cur.peek() !== '"') cur.fail("expected a string key");
+    const indent = /[ \t]*$/.exec(text.slice(text.lastIndexOf("\n", cur.pos - 1) + 1, cur.pos))![0];
+    const key = cur.strings();
+    cur.skipBlank();
+    if (cur.peek() !== ":") cur.fail("expected `:`");
+    cur.pos++;
+    cur.skipBlank();
+    const start = cur.pos;
+    const value = cur.peek() === "'" || cur.peek() === '"' ? cur.strings() : cur.number();
+    items.push({ key, indent: indent || " ", value, start, end: cur.pos });
+    cur.skipBlank();
+    if (cur.peek() === ",") cur.pos++;
+    else if (cur.peek() !== "}") cur.fail("expected `,` or `}`");
+  }
+}
+
+/**
+ * Writes `value` as a Python string literal, quoted like `repr()` does. Non-ASCII text
+ * stays as is: Python source files are UTF-8.
+ *
+ * @example
+ * ```ts
+ * pythonString("it's"); // "\"it's\""
+ * ```
+ */
+export function pythonString(value: string): string {
+  const quote = value.includes("'") && !value.includes('"') ? '"' : "'";
+  let out = quote;
+  for (const ch of value) {
+    const code = ch.codePointAt(0)!;
+    if (ch === "\\" || ch === quote) out += `\\${ch}`;
+    else if (ch === "\n") out += "\\n";
+    else if (ch === "\r") out += "\\r";
+    else if (ch === "\t") out += "\\t";
+    else if (code < 0x20 || code === 0x7f) out += `\\x${code.toString(16).padStart(2, "0")}`;
+    else if (code >= 0xd800 && code <= 0xdfff) out += `\\u${code.toString(16).padStart(4, "0")}`;
+    else out += ch;
+  }
+  return out + quote;
+}
+
+/**
+ * Patches the text of a `_sysconfigdata_*.py` module; returns it unchanged when there is
+ * nothing to do. Only the changed string values are rewritten.
+ *
+ * @throws {SyntaxError} when `build_time_vars` is not a plain dict literal
+ *
+ * @example
+ * ```ts
+ * const src = "build_time_vars = {'BINDIR': '/install/bin', 'CC': 'clang -pthread'}\n";
+ * patchSysconfigData(src, "/opt/py");
+ * // "build_time_vars = {'BINDIR': '/opt/py/bin', 'CC': 'cc -pthread',\n 'PYTHON_BUILD_STANDALONE': 1}\n"
+ * ```
+ */
+export function patchSysconfigData(text: string, finalPrefix: string): string {
+  const { items, open } = parseBuildTimeVars(text);
+  const edits: { start: number; end: number; text: string }[] = [];
+  for (const item of items) {
+    if (typeof item.value !== "string") continue;
+    const patched = patchConfigValue(item.key, item.value, finalPrefix);
+    if (patched !== item.value) {
+      edits.push({ start: item.start, end: item.end, text: pythonString(patched) });
+    }
+  }
+  if (edits.length === 0) return text;
+  if (!items.some((i) => i.key === STANDALONE_KEY)) {
+    const last = items.at(-1);
+    const entry = `${pythonString(STANDALONE_KEY)}: 1`;
+    const at = last ? last.end : open;
+    edits.push({ start: at, end: at, text: last ? `,\n${last.indent}${entry}` : entry });
+  }
+  let out = text;
+  for (const e of edits.sort((a, b) => b.start - a.start)) {
+    out = out.slice(0, e.start) + e.text + out.slice(e.end);
+  }
+  return out;
+}
+
+/**
+ * Patches the text of a `.pc` file: `name=/install[/…]` lines become relative to the
+ * `.pc` file (`${pcfiledir}/../..` is the installation root, from `lib/pkgconfig/`).
+ *
+ * @example
+ * ```ts
+ * patchPkgconfig("prefix=/install\nlibdir=${prefix}/lib\n");
+ * // "prefix=${pcfiledir}/../..\nlibdir=${prefix}/lib\n"
+ * ```
+ */
+export function patchPkgconfig(text: string): string {
+  return text.replace(
+    /^([A-Za-z_][\w.]*)=\/install(\/[^\r\n]*)?(?=\r?$)/gm,
+    (_m, name: string, rest = "") => `${name}=\${pcfiledir}/../..${rest}`,
+  );
+}
+
+function patchSysconfigVarsJson(text: string, finalPrefix: string): string {
+  const vars: Record<string, unknown> = JSON.parse(text);
+  let changed = false;
+  for (const [key, value] of Object.entries(vars)) {
+    if (typeof value !== "string") continue;
+    const patched = patchConfigValue(key, value, finalPrefix);
+    if (patched !== value) {
+      vars[key] = patched;
+      changed = true;
+    }
+  }
+  return changed ? JSON.stringify(vars, null, 2) + "\n" : text;
+}
+
+// ---------------------------------------------------------------------------------------
+// Files.
+
+async function regularFiles(dir: string, match: (name: string) => boolean): Promise<string[]> {
+  const names: string[] = [];
+  try {
+    for await (const e of Deno.readDir(dir)) {
+      // A symlink could point outside the installation; PBS ships these as plain files.
+      if (e.isFile && match(e.name)) names.push(e.name);
+    }
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound || err instanceof Deno.errors.NotADirectory) return [];
+    throw err;
+  }
+  return names.sort();
+}
+
+/** Replaces `path` atomically, keeping its permission bits. */
+async function replaceFile(path: string, text: string): Promise<void> {
+  const mode = (await Deno.stat(path)).mode;
+  const tmp = `${path}.pyprime-${crypto.randomUUID()}.tmp`;
+  try {
+    await Deno.writeTextFile(tmp, text);
+    if (mode !== null) await Deno.chmod(tmp, mode & 0o7777);
+    await Deno.rename(tmp, path);
+  } catch (err) {
+    await Deno.remove(tmp).catch(() => {});
+    throw err;
+  }
+}
+
+type Patcher = (text: string, finalPrefix: string) => string;
+
+async function patchFile(
+  root: string,
+  rel: string,
+  patch: Patcher,
+  finalPrefix: string,
+): Promise<boolean> {
+  const path = join(root, rel);
+  const text = await Deno.readTextFile(path);
+  let patched: string;
+  try {
+    patched = patch(text, finalPrefix);
+  } catch (err) {
+    if (!(err instanceof LiteralSyntaxError || err instanceof SyntaxError)) throw err;
+    throw new ArchiveError(`Cannot rewrite ${JSON.stringify(rel)}: ${err.message}`, {
+      cause: err,
+      hint: "the archive's sysconfig data is not in the expected format; report it",
+    });
+  }
+  if (patched === text) return false;
+  await replaceFile(path, patched);
+  return true;
+}
+
+/**
+ * Rewrites the build prefix of a PBS installation extracted at `root` so it names
+ * `finalPrefix`, the folder the installation will finally live in. Call it before the
+ * bytecode of the stdlib is compiled: the rewritten module gets a new mtime.
+ *
+ * Idempotent; files that are missing or need no change are left alone.
+ *
+ * @param root the extracted installation (the folder holding `bin/` and `lib/`)
+ * @param finalPrefix absolute path of the installation after it is moved into place
+ * @returns the changed files, relative to `root`, sorted
+ * @throws {ArchiveError} when a sysconfig file is not the literal PBS writes
+ *
+ * @example
+ * ```ts
+ * const changed = await rewriteSysconfig(staging, "/home/me/.local/share/pyprime/python/cpython-3.12.1-linux-x86_64-gnu");
+ * // ["lib/pkgconfig/python-3.12.pc", "lib/python3.12/_sysconfigdata__linux_x86_64-linux-gnu.py", …]
+ * ```
+ */
+export async function rewriteSysconfig(root: string, finalPrefix: string): Promise<string[]> {
+  normalizePrefix(finalPrefix);
+  const changed: string[] = [];
+  const libs = await regularDirs(join(root, "lib"), (n) => /^python\d+\.\d+t?$/.test(n));
+  for (const lib of libs) {
+    const dir = join(root, "lib", lib);
+    const data = await regularFiles(
+      dir,
+      (n) => n.startsWith("_sysconfigdata_") && n.endsWith(".py"),
+    );
+    for (const name of data) {
+      if (await patchFile(root, `lib/${lib}/${name}`, patchSysconfigData, finalPrefix)) {
+        changed.push(`lib/${lib}/${name}`);
+      }
+    }
+    const vars = await regularFiles(
+      dir,
+      (n) => n.startsWith("_sysconfig_vars_") && n.endsWith(".json"),
+    );
+    for (const name of vars) {
+      if (await patchFile(root, `lib/${lib}/${name}`, patchSysconfigVarsJson, finalPrefix)) {
+        changed.push(`lib/${lib}/${name}`);
+      }
+    }
+  }
+  for (const name of await regularFiles(join(root, "lib", "pkgconfig"), (n) => n.endsWith(".pc"))) {
+    if (await patchFile(root, `lib/pkgconfig/${name}`, (t) => patchPkgconfig(t), finalPrefix)) {
+      changed.push(`lib/pkgconfig/${name}`);
+    }
+  }
+  return changed.sort();
+}
+
+async function regularDirs(dir: string, match: (name: string) => boolean): Promise<string[]> {
+  const names: string[] = [];
+  try {
+    for await (const e of Deno.readDir(dir)) if (e.isDirectory && match(e.name)) names.push(e.name);
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound || err instanceof Deno.errors.NotADirectory) return [];
+    throw err;
+  }
+  return names.sort();
+}
