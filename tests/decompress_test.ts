@@ -1,0 +1,89 @@
+import { assertEquals, assertMatch } from "./assert.ts";
+import assertStrict from "node:assert/strict";
+import zlib from "node:zlib";
+import { packTar } from "modern-tar";
+import { decompress, sniffFormat } from "../src/decompress.ts";
+import { ArchiveError } from "../src/errors.ts";
+
+function streamOf(bytes: Uint8Array, chunk = 7): ReadableStream<Uint8Array> {
+  let offset = 0;
+  return new ReadableStream({
+    pull(controller) {
+      if (offset >= bytes.length) return controller.close();
+      controller.enqueue(bytes.slice(offset, offset + chunk));
+      offset += chunk;
+    },
+  });
+}
+
+async function collect(stream: ReadableStream<Uint8Array>): Promise<Uint8Array> {
+  return new Uint8Array(await new Response(stream).arrayBuffer());
+}
+
+const tar = await packTar([{ header: { name: "python/a.txt", size: 5 }, body: "hello" }]);
+
+Deno.test("decompress picks gzip, zstd and plain tar by magic bytes, not by name", async () => {
+  const gz = zlib.gzipSync(tar);
+  const zst = zlib.zstdCompressSync(tar);
+  for (const [bytes, format] of [[gz, "gzip"], [zst, "zstd"], [tar, "tar"]] as const) {
+    const out = await decompress(streamOf(new Uint8Array(bytes)), "archive.tar.gz");
+    assertEquals(out.format, format);
+    assertEquals(await collect(out.stream), tar);
+  }
+});
+
+Deno.test("decompress reads zstd frames written with a 2 GiB window (--long=31)", async () => {
+  const zst = zlib.zstdCompressSync(tar, {
+    params: {
+      [zlib.constants.ZSTD_c_windowLog]: 31,
+      [zlib.constants.ZSTD_c_enableLongDistanceMatching]: 1,
+    },
+  });
+  const out = await decompress(streamOf(new Uint8Array(zst), 1000), "long.tar.zst");
+  assertEquals(await collect(out.stream), tar);
+});
+
+Deno.test("decompress rejects xz, bzip2, zip and empty input with the archive's name", async () => {
+  const cases: [number[], RegExp][] = [
+    [[0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00, 1], /x\.tar: xz is not supported/],
+    [[0x42, 0x5a, 0x68, 0x39], /x\.tar: bzip2 is not supported/],
+    [[0x50, 0x4b, 0x03, 0x04], /x\.tar: zip is not supported/],
+    [[], /x\.tar: it is empty/],
+  ];
+  for (const [bytes, pattern] of cases) {
+    await assertStrict.rejects(decompress(streamOf(new Uint8Array(bytes)), "x.tar"), (err) => {
+      assertStrict.ok(err instanceof ArchiveError);
+      assertMatch((err as Error).message, pattern);
+      return true;
+    });
+  }
+});
+
+Deno.test("decompress surfaces a bad gzip CRC and a corrupt zstd frame as stream errors", async () => {
+  const gz = new Uint8Array(zlib.gzipSync(tar));
+  gz[gz.length - 6] ^= 0xff; // inside the CRC32 trailer
+  const bad = await decompress(streamOf(gz), "bad.tar.gz");
+  await assertStrict.rejects(collect(bad.stream));
+  const zst = new Uint8Array(zlib.zstdCompressSync(tar));
+  zst.fill(0x55, 8, zst.length - 4);
+  const corrupt = await decompress(streamOf(zst), "bad.tar.zst");
+  await assertStrict.rejects(collect(corrupt.stream));
+});
+
+Deno.test("sniffFormat treats unknown bytes as tar", () => {
+  assertEquals(sniffFormat(new Uint8Array([1, 2, 3])), "tar");
+  assertEquals(sniffFormat(new Uint8Array([0x1f, 0x8b])), "gzip");
+});
+
+Deno.test("decompress reads a multi-frame zstd stream of several MiB to the end", async () => {
+  const big = new Uint8Array(3 * 1024 * 1024).map((_, i) => (i * 7919) % 251);
+  const frames = [
+    zlib.zstdCompressSync(big.subarray(0, 1 << 20)),
+    zlib.zstdCompressSync(big.subarray(1 << 20)),
+  ];
+  const bytes = new Uint8Array(frames[0].length + frames[1].length);
+  bytes.set(frames[0]);
+  bytes.set(frames[1], frames[0].length);
+  const out = await decompress(streamOf(bytes, 65536), "multi.tar.zst");
+  assertEquals((await collect(out.stream)).length, big.length);
+});
