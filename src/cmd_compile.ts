@@ -1,0 +1,133 @@
+/**
+ * `pyprime compile`: bytecode-compile existing trees (an installation, a venv's
+ * site-packages) with the interpreter that owns them.
+ *
+ * @module
+ */
+import { join, resolve } from "node:path";
+import { compileTree, findInterpreterFor, type InvalidationMode } from "./bytecode.ts";
+import { abortOnSignals, summarizeCompile } from "./cmd_install.ts";
+import { PyprimeError } from "./errors.ts";
+import type { Output } from "./output.ts";
+
+/** Options of {@link runCompile}, as parsed from the command line. */
+export interface RunCompileOptions {
+  /** Interpreter to compile with; defaults to the installation containing the first path. */
+  python?: string;
+  /** Worker count; defaults to the number of CPUs. */
+  jobs?: number;
+  /** Optimization levels to write; defaults to `[0]`. */
+  optimize?: number[];
+  /** Defaults to `checked-hash` when SOURCE_DATE_EPOCH is set, else `timestamp`. */
+  invalidationMode?: InvalidationMode;
+  /** Regular expressions (source text) of paths to skip. */
+  exclude?: string[];
+  /** Per-file limit; defaults to 60. */
+  timeoutSeconds?: number;
+  /** Stops the run; SIGINT/SIGTERM are wired to it when absent. */
+  signal?: AbortSignal;
+}
+
+/**
+ * Compiles `paths` and prints `Bytecode compiled N files in Xs[, M failed]`.
+ * Files that fail to compile do not make it fail; a crashed worker or a timeout
+ * throws {@link CompileError}.
+ *
+ * @returns the process exit code, 0 on success
+ * @example
+ * ```ts
+ * const code = await runCompile(["/opt/py/lib/python3.12"], { optimize: [0, 1] }, new Output());
+ * ```
+ */
+export async function runCompile(
+  paths: string[],
+  options: RunCompileOptions,
+  out: Output,
+): Promise<number> {
+  if (paths.length === 0) {
+    throw new PyprimeError("Nothing to compile", {
+      exitCode: 2,
+      hint: "pass folders or .py files",
+    });
+  }
+  const roots = paths.map((p) => resolve(p));
+  const python = options.python === undefined
+    ? await findInterpreterFor(roots[0])
+    : await onPath(options.python);
+  if (python === undefined) {
+    throw new PyprimeError(`Cannot find the Python installation that contains ${roots[0]}`, {
+      exitCode: 2,
+      hint: "pass --python <interpreter> to choose the interpreter that compiles the files",
+    });
+  }
+  const controller = new AbortController();
+  const stopListening = options.signal ? () => {} : abortOnSignals(controller);
+  const signal = options.signal ?? controller.signal;
+  const bar = out.bar("Compiling bytecode", 0, "files");
+  try {
+    const report = await compileTree({
+      python,
+      roots,
+      jobs: options.jobs,
+      optimize: options.optimize,
+      invalidationMode: options.invalidationMode ?? defaultInvalidationMode(),
+      exclude: (options.exclude ?? []).map(toRegExp),
+      timeoutMs: options.timeoutSeconds === undefined ? undefined : options.timeoutSeconds * 1000,
+      signal,
+      onProgress: (done, total) => bar.update(done, total),
+    });
+    bar.stop();
+    summarizeCompile(report, out);
+    out.jsonData(report);
+    return 0;
+  } finally {
+    bar.stop();
+    stopListening();
+  }
+}
+
+/** Resolves a bare command name (`python3.12`) on PATH, like a shell would. */
+async function onPath(python: string): Promise<string> {
+  if (python.includes("/")) return python;
+  let path = "";
+  try {
+    path = Deno.env.get("PATH") ?? "";
+  } catch {
+    // no permission to read PATH: take the name as a path
+  }
+  for (const dir of path.split(":").filter((d) => d !== "")) {
+    const candidate = join(dir, python);
+    try {
+      const info = await Deno.stat(candidate);
+      if (info.isFile && ((info.mode ?? 0o111) & 0o111) !== 0) return candidate;
+    } catch {
+      // not in this folder
+    }
+  }
+  return python;
+}
+
+/** `checked-hash` for reproducible builds (SOURCE_DATE_EPOCH set), else `timestamp`. */
+function defaultInvalidationMode(): InvalidationMode {
+  let epoch: string | undefined;
+  try {
+    epoch = Deno.env.get("SOURCE_DATE_EPOCH");
+  } catch {
+    epoch = undefined;
+  }
+  return epoch ? "checked-hash" : "timestamp";
+}
+
+function toRegExp(source: string): RegExp {
+  try {
+    return new RegExp(source);
+  } catch (err) {
+    throw new PyprimeError(
+      `--exclude ${source} is not a regular expression: ${(err as Error).message}`,
+      {
+        exitCode: 2,
+        hint: "use JavaScript regular expression syntax, e.g. --exclude '/test/'",
+      },
+    );
+  }
+}
