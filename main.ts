@@ -1,2 +1,284 @@
-/** pyprime entry point: parses arguments and dispatches. */
-export {};
+/**
+ * pyprime: install python-build-standalone CPython with a compiled standard library.
+ * This file only parses arguments, dispatches, and maps errors to exit codes.
+ *
+ * @module
+ */
+import { Command, CommanderError, Option } from "commander";
+import config from "./deno.json" with { type: "json" };
+import type { InvalidationMode } from "./src/bytecode.ts";
+import { type BytecodeSettings, runInstall } from "./src/cmd_install.ts";
+import { runCompile } from "./src/cmd_compile.ts";
+import { runDir, runFind, runList, runUninstall } from "./src/cmd_manage.ts";
+import { runSelfCheck } from "./src/cmd_doctor.ts";
+import { causeChain, PyprimeError } from "./src/errors.ts";
+import { Output } from "./src/output.ts";
+
+interface GlobalFlags {
+  quiet?: boolean;
+  verbose?: boolean;
+  json?: boolean;
+}
+
+/** Flags every bytecode-compiling command shares. */
+interface BytecodeFlags {
+  optimize: string;
+  invalidationMode?: string;
+  jobs?: string;
+  exclude: string[];
+  compileTimeout: string;
+}
+
+function outputFor(flags: GlobalFlags): Output {
+  const verbosity = flags.quiet ? "quiet" : flags.verbose ? "verbose" : "normal";
+  return new Output({ verbosity, json: flags.json });
+}
+
+function usage(message: string, hint?: string): PyprimeError {
+  return new PyprimeError(message, { exitCode: 2, hint });
+}
+
+function positiveInt(value: string, flag: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) {
+    throw usage(`${flag} takes a whole number above 0, not ${value}`);
+  }
+  return n;
+}
+
+function bytecodeSettings(flags: BytecodeFlags): BytecodeSettings {
+  const optimize = [...new Set(flags.optimize.split(",").map((s) => s.trim()))].map((s) => {
+    if (!["0", "1", "2"].includes(s)) throw usage(`--optimize takes 0, 1 and 2, not ${s}`);
+    return Number(s);
+  });
+  const mode = flags.invalidationMode ??
+    (Deno.env.get("SOURCE_DATE_EPOCH") ? "checked-hash" : "timestamp");
+  if (!["timestamp", "checked-hash", "unchecked-hash"].includes(mode)) {
+    throw usage(`--invalidation-mode takes timestamp, checked-hash or unchecked-hash, not ${mode}`);
+  }
+  const exclude = flags.exclude.map((source) => {
+    try {
+      return new RegExp(source);
+    } catch (err) {
+      throw usage(`--exclude ${source} is not a regular expression: ${(err as Error).message}`);
+    }
+  });
+  return {
+    optimize: optimize.sort(),
+    invalidationMode: mode as InvalidationMode,
+    jobs: flags.jobs === undefined ? undefined : positiveInt(flags.jobs, "--jobs"),
+    exclude,
+    timeoutSeconds: positiveInt(flags.compileTimeout, "--compile-timeout"),
+  };
+}
+
+function withBytecodeFlags(cmd: Command): Command {
+  return cmd
+    .option("--optimize <levels>", "optimization levels to write: comma list of 0, 1, 2", "0")
+    .addOption(
+      new Option("--invalidation-mode <mode>", "how .pyc files are checked against sources")
+        .choices(["timestamp", "checked-hash", "unchecked-hash"]),
+    )
+    .option("-j, --jobs <n>", "bytecode workers (default: number of CPUs)")
+    .option("--exclude <regex>", "skip paths matching REGEX (repeatable)", collect, [])
+    .option("--compile-timeout <seconds>", "per-file compile timeout", "60");
+}
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
+function env(name: string): string | undefined {
+  const value = Deno.env.get(name);
+  return value === undefined || value === "" ? undefined : value;
+}
+
+function compileByDefault(): boolean {
+  const value = Deno.env.get("PYPRIME_COMPILE_BYTECODE");
+  if (value === undefined || value === "") return true;
+  if (["0", "false", "no", "off"].includes(value.toLowerCase())) return false;
+  if (["1", "true", "yes", "on"].includes(value.toLowerCase())) return true;
+  throw usage(`PYPRIME_COMPILE_BYTECODE must be 0 or 1, not ${value}`);
+}
+
+function limitFlag(value: string | undefined, flag: string): number | undefined {
+  return value === undefined ? undefined : positiveInt(value, flag);
+}
+
+function buildProgram(run: (code: Promise<number> | number) => void): Command {
+  const program = new Command("pyprime")
+    .description("Install python-build-standalone CPython with a bytecode-compiled stdlib")
+    .option("-q, --quiet", "print errors only")
+    .option("-v, --verbose", "print details")
+    .option("--json", "print a JSON document on stdout")
+    .version(
+      `pyprime ${config.version} (deno ${Deno.version.deno}, ${Deno.build.target})`,
+      "-V, --version",
+    )
+    .showSuggestionAfterError()
+    .exitOverride();
+
+  withBytecodeFlags(
+    program.command("install")
+      .description("install Pythons: versions, keys, archive paths or URLs, - for stdin")
+      .argument(
+        "<requests...>",
+        "3.13, 3.13t, >=3.12,<3.14, cpython-3.13.9-linux-x86_64-gnu, ./x.tar.zst, https://…, -",
+      )
+      .option("--install-dir <dir>", "where installations live [env: PYPRIME_PYTHON_INSTALL_DIR]")
+      .option("--sha256 <hex>", "expected sha256 of the archive")
+      .option("--reinstall", "replace an existing installation of the same key")
+      .option("--compile-bytecode", "compile the standard library (default)")
+      .option("--no-compile-bytecode", "do not compile [env: PYPRIME_COMPILE_BYTECODE=0]")
+      .option("--max-unpacked-size <bytes>", "refuse archives that unpack to more")
+      .option("--max-entries <n>", "refuse archives with more entries")
+      .option("--max-path-length <n>", "refuse entries with longer paths")
+      .option(
+        "--mirror <url>",
+        "python-build-standalone mirror [env: PYPRIME_PYTHON_INSTALL_MIRROR]",
+      )
+      .option("--cache-dir <dir>", "keep downloads here and reuse them [env: PYPRIME_CACHE_DIR]")
+      .option("--offline", "never use the network")
+      .option("--catalog <file-or-url>", "use this download catalog [env: PYPRIME_CATALOG]")
+      .option("--platform <os-arch-libc>", "install for another platform, e.g. linux-aarch64-gnu")
+      .option("--prerelease", "allow pre-releases for version requests")
+      .option("--bin-dir <dir>", "where executables are linked [env: PYPRIME_PYTHON_BIN_DIR]")
+      .option("--no-bin", "do not link executables")
+      .option("--default", "also link python3 and python")
+      .option("--force", "replace executables pyprime did not create"),
+  ).action((sources: string[], flags, cmd: Command) => {
+    const out = outputFor(cmd.optsWithGlobals());
+    const explicit = cmd.getOptionValueSource("compileBytecode") === "cli";
+    const compile = explicit ? flags.compileBytecode !== false : compileByDefault();
+    run(runInstall(sources, {
+      installDir: flags.installDir,
+      sha256: flags.sha256,
+      reinstall: flags.reinstall,
+      bytecode: compile ? bytecodeSettings(flags) : false,
+      limits: {
+        maxTotalBytes: limitFlag(flags.maxUnpackedSize, "--max-unpacked-size"),
+        maxEntries: limitFlag(flags.maxEntries, "--max-entries"),
+        maxPathLength: limitFlag(flags.maxPathLength, "--max-path-length"),
+      },
+      plan: {
+        mirror: flags.mirror ?? env("PYPRIME_PYTHON_INSTALL_MIRROR"),
+        cacheDir: flags.cacheDir ?? env("PYPRIME_CACHE_DIR"),
+        offline: flags.offline,
+        catalog: flags.catalog ?? env("PYPRIME_CATALOG"),
+        platform: flags.platform,
+        prereleases: flags.prerelease,
+      },
+      binDir: flags.binDir,
+      noBin: flags.bin === false,
+      default: flags.default,
+      force: flags.force,
+    }, out));
+  });
+
+  withBytecodeFlags(
+    program.command("compile")
+      .description("bytecode-compile existing trees (an installation, a venv's site-packages)")
+      .argument("<paths...>", "folders or .py files")
+      .option("--python <interpreter>", "interpreter to compile with (default: the tree's own)"),
+  ).action((paths: string[], flags, cmd: Command) => {
+    const out = outputFor(cmd.optsWithGlobals());
+    const settings = bytecodeSettings(flags);
+    run(runCompile(paths, {
+      python: flags.python,
+      jobs: settings.jobs,
+      optimize: settings.optimize,
+      invalidationMode: settings.invalidationMode,
+      exclude: flags.exclude,
+      timeoutSeconds: settings.timeoutSeconds,
+    }, out));
+  });
+
+  program.command("list")
+    .description("list installed and available Pythons")
+    .argument("[request]", "a version, specifier or key, e.g. 3.12 or cpython-3.12.1")
+    .option("--install-dir <dir>", "where installations live")
+    .option("--only-installed", "only installed Pythons")
+    .option("--only-available", "only downloads from the catalog")
+    .option("--all-platforms", "downloads for every platform")
+    .option("--catalog <file-or-url>", "use this download catalog [env: PYPRIME_CATALOG]")
+    .action((request: string | undefined, flags, cmd: Command) => {
+      const catalog = flags.catalog ?? env("PYPRIME_CATALOG");
+      run(runList(request, { ...flags, catalog }, outputFor(cmd.optsWithGlobals())));
+    });
+
+  program.command("find")
+    .description("print the interpreter path of an installed Python")
+    .argument("<request>", "a version, specifier or key")
+    .option("--install-dir <dir>", "where installations live")
+    .action((request: string, flags, cmd: Command) => {
+      run(runFind(request, flags, outputFor(cmd.optsWithGlobals())));
+    });
+
+  program.command("uninstall")
+    .description("remove installed Pythons")
+    .argument("[requests...]", "versions, specifiers or keys")
+    .option("--all", "remove every installation")
+    .option("--install-dir <dir>", "where installations live")
+    .option("--bin-dir <dir>", "where executables are linked")
+    .action((keys: string[], flags, cmd: Command) => {
+      run(runUninstall(keys, flags, outputFor(cmd.optsWithGlobals())));
+    });
+
+  program.command("dir")
+    .description("print the install dir")
+    .option("--install-dir <dir>", "where installations live")
+    .option("--bin", "print the bin dir instead")
+    .option("--bin-dir <dir>", "where executables are linked")
+    .action((flags, cmd: Command) => {
+      run(runDir(flags, outputFor(cmd.optsWithGlobals())));
+    });
+
+  program.command("self-check")
+    .alias("doctor")
+    .description("print the install dir, bin dir, platform and catalog age")
+    .option("--install-dir <dir>", "where installations live")
+    .option("--bin-dir <dir>", "where executables are linked")
+    .option("--catalog <file-or-url>", "use this download catalog [env: PYPRIME_CATALOG]")
+    .action((flags, cmd: Command) => {
+      const catalog = flags.catalog ?? env("PYPRIME_CATALOG");
+      run(runSelfCheck(config.version, { ...flags, catalog }, outputFor(cmd.optsWithGlobals())));
+    });
+
+  return program;
+}
+
+/** Maps any error to a one-line message, `hint:` and `caused by:` lines, and an exit code. */
+function report(err: unknown, verbose: boolean): number {
+  const out = new Output();
+  if (err instanceof PyprimeError) {
+    out.error(err.message, err.hint, verbose ? causeChain(err) : []);
+    return err.exitCode;
+  }
+  if (err instanceof Deno.errors.NotCapable) {
+    out.error(`A permission pyprime was not granted was needed: ${err.message}`);
+    return 1;
+  }
+  const message = err instanceof Error ? err.message : String(err);
+  out.error(`Unexpected failure: ${message}`, "rerun with --verbose and report this");
+  if (verbose && err instanceof Error && err.stack) out.debug(err.stack);
+  return 1;
+}
+
+/** Parses `args`, runs the command, and returns the exit code. */
+export async function main(args: string[]): Promise<number> {
+  let pending: Promise<number> | number = 0;
+  const program = buildProgram((code) => pending = code);
+  const verbose = args.includes("-v") || args.includes("--verbose");
+  try {
+    await program.parseAsync(args, { from: "user" });
+    return await pending;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // Commander already printed the message; help and version end with 0.
+      return err.exitCode === 0 ? 0 : 2;
+    }
+    return report(err, verbose);
+  }
+}
+
+if (import.meta.main) Deno.exit(await main(Deno.args));

@@ -393,13 +393,18 @@ async function regularFiles(dir: string, match: (name: string) => boolean): Prom
   return names.sort();
 }
 
-/** Replaces `path` atomically, keeping its permission bits. */
+/**
+ * Replaces `path` atomically, keeping its permission bits and its archive mtime: the
+ * timestamp-mode .pyc of the rewritten module then depends only on the archive and the
+ * install path, so two installs of one archive give byte-identical bytecode.
+ */
 async function replaceFile(path: string, text: string): Promise<void> {
-  const mode = (await Deno.stat(path)).mode;
+  const { mode, mtime, atime } = await Deno.stat(path);
   const tmp = `${path}.pyprime-${crypto.randomUUID()}.tmp`;
   try {
     await Deno.writeTextFile(tmp, text);
     if (mode !== null) await Deno.chmod(tmp, mode & 0o7777);
+    if (mtime !== null) await Deno.utime(tmp, atime ?? mtime, mtime);
     await Deno.rename(tmp, path);
   } catch (err) {
     await Deno.remove(tmp).catch(() => {});
@@ -435,7 +440,7 @@ async function patchFile(
 /**
  * Rewrites the build prefix of a PBS installation extracted at `root` so it names
  * `finalPrefix`, the folder the installation will finally live in. Call it before the
- * bytecode of the stdlib is compiled: the rewritten module gets a new mtime.
+ * bytecode of the stdlib is compiled (the rewritten module keeps its mtime but changes size).
  *
  * Idempotent; files that are missing or need no change are left alone.
  *

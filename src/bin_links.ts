@@ -1,0 +1,141 @@
+/**
+ * Executables in the bin dir: `python3.13` (and `python3.13t` for free-threaded
+ * builds) point at the newest installed patch of that minor version; `--default`
+ * adds `python3` and `python`. A file pyprime did not create (anything that is not
+ * a symlink into the install dir) is left alone unless forced.
+ *
+ * @module
+ */
+import { delimiter, join, resolve, sep } from "node:path";
+import { compareKeys, installedKeys, KEY_PATTERN } from "./layout.ts";
+
+/** The bin dir: `--bin-dir`, else `PYPRIME_PYTHON_BIN_DIR`, else `$XDG_BIN_HOME`, else `~/.local/bin`. */
+export function binDir(flag?: string): string {
+  const pick = (name: string) => {
+    const value = Deno.env.get(name);
+    return value === undefined || value === "" ? undefined : value;
+  };
+  const chosen = flag ?? pick("PYPRIME_PYTHON_BIN_DIR") ?? pick("XDG_BIN_HOME");
+  if (chosen) return resolve(chosen);
+  return join(pick("HOME") ?? "/", ".local", "bin");
+}
+
+/** True when `dir` is one of the folders on `PATH`. */
+export function onPath(dir: string): boolean {
+  const path = Deno.env.get("PATH") ?? "";
+  return path.split(delimiter).some((entry) => entry !== "" && resolve(entry) === resolve(dir));
+}
+
+/** The link name of a key's minor version: `python3.13`, `python3.13t`; none for debug builds. */
+export function minorLinkName(key: string): string | undefined {
+  const m = KEY_PATTERN.exec(key);
+  if (!m) return undefined;
+  const variant = m[5] ?? "";
+  if (variant.includes("debug")) return undefined;
+  return `python${m[1]}.${m[2]}${variant.includes("freethreaded") ? "t" : ""}`;
+}
+
+function executableOf(installDir: string, key: string): string {
+  const m = KEY_PATTERN.exec(key)!;
+  const t = (m[5] ?? "").includes("freethreaded") ? "t" : "";
+  return join(installDir, key, "bin", `python${m[1]}.${m[2]}${t}`);
+}
+
+/** What {@link syncLinks} did. */
+export interface LinkReport {
+  /** Links created or repointed: name → target. */
+  linked: Record<string, string>;
+  /** Links removed because nothing installed could replace them. */
+  removed: string[];
+  /** Names left alone because a file pyprime did not create is there. */
+  skipped: string[];
+}
+
+/** Options of {@link syncLinks}. */
+export interface SyncOptions {
+  /** Keys just installed: their minor links are created. */
+  installed?: string[];
+  /** Also point `python3` and `python` at this key. */
+  defaultKey?: string;
+  /** Replace files pyprime did not create. */
+  force?: boolean;
+}
+
+async function readLink(path: string): Promise<string | undefined> {
+  try {
+    return await Deno.readLink(path);
+  } catch {
+    return undefined;
+  }
+}
+
+async function existsAny(path: string): Promise<boolean> {
+  return await Deno.lstat(path).then(() => true, () => false);
+}
+
+/**
+ * Brings the bin dir in line with the installations: links of keys just installed
+ * are created, links pyprime owns are repointed at the newest installed patch of
+ * their minor version, and owned links left with no installation are removed.
+ *
+ * @example
+ * ```ts
+ * await syncLinks(installDir, binDir(), { installed: ["cpython-3.13.1-linux-x86_64-gnu"] });
+ * ```
+ */
+export async function syncLinks(
+  installDir: string,
+  bin: string,
+  options: SyncOptions = {},
+): Promise<LinkReport> {
+  const keys = (await installedKeys(installDir)).sort(compareKeys);
+  const newest = new Map<string, string>();
+  for (const key of keys) {
+    const name = minorLinkName(key);
+    if (name) newest.set(name, key); // sorted ascending: the last one wins
+  }
+  const owned = async (name: string) =>
+    (await readLink(join(bin, name)))?.startsWith(installDir + sep) ?? false;
+
+  const wanted = new Map<string, string>();
+  for (const key of options.installed ?? []) {
+    const name = minorLinkName(key);
+    if (name) wanted.set(name, executableOf(installDir, newest.get(name)!));
+  }
+  for (const [name, key] of newest) {
+    if (!wanted.has(name) && await owned(name)) wanted.set(name, executableOf(installDir, key));
+  }
+  if (options.defaultKey) {
+    const target = executableOf(installDir, options.defaultKey);
+    wanted.set("python3", target);
+    wanted.set("python", target);
+  }
+
+  const report: LinkReport = { linked: {}, removed: [], skipped: [] };
+  if (wanted.size > 0) await Deno.mkdir(bin, { recursive: true });
+  for (const [name, target] of wanted) {
+    const path = join(bin, name);
+    const current = await readLink(path);
+    if (current === target) continue;
+    if (await existsAny(path) && !(await owned(name)) && !options.force) {
+      report.skipped.push(name);
+      continue;
+    }
+    // Replace atomically: a new link beside it, renamed over the old name.
+    const temp = join(bin, `.${name}.pyprime-${crypto.randomUUID().slice(0, 8)}`);
+    await Deno.symlink(target, temp);
+    await Deno.rename(temp, path);
+    report.linked[name] = target;
+  }
+  // Owned links whose installation is gone and that no installed patch replaces.
+  const entries = await Array.fromAsync(Deno.readDir(bin)).catch(() => []);
+  for (const entry of entries) {
+    if (!entry.isSymlink || wanted.has(entry.name)) continue;
+    const path = join(bin, entry.name);
+    const target = await readLink(path);
+    if (!target?.startsWith(installDir + sep) || await existsAny(target)) continue;
+    await Deno.remove(path);
+    report.removed.push(entry.name);
+  }
+  return report;
+}

@@ -1,0 +1,77 @@
+/**
+ * `pyprime self-check`: where things go and what pyprime sees, for bug reports and
+ * for checking a fresh machine.
+ *
+ * @module
+ */
+import { binDir, onPath } from "./bin_links.ts";
+import { catalogAgeDays, loadCatalog } from "./catalog.ts";
+import { installDir, installedKeys } from "./layout.ts";
+import type { Output } from "./output.ts";
+import { detectPlatform, formatPlatform } from "./platform.ts";
+
+/** What `self-check --json` reports. */
+export interface SelfCheck {
+  /** pyprime's version. */
+  version: string;
+  /** The Deno runtime version. */
+  deno: string;
+  /** The build target, e.g. `x86_64-unknown-linux-gnu`. */
+  target: string;
+  /** The install dir. */
+  installDir: string;
+  /** Installed keys. */
+  installed: string[];
+  /** The bin dir. */
+  binDir: string;
+  /** Whether the bin dir is on PATH. */
+  binDirOnPath: boolean;
+  /** The detected platform, e.g. `linux-x86_64_v3-gnu`. */
+  platform: string;
+  /** The catalog's source and age. */
+  catalog: { source: string; newestBuild: string; ageDays: number; downloads: number };
+}
+
+/**
+ * Prints the self-check as `name: value` lines, or JSON.
+ *
+ * @example
+ * ```ts
+ * await runSelfCheck("0.1.0", { catalog: undefined }, new Output());
+ * ```
+ */
+export async function runSelfCheck(
+  version: string,
+  options: { installDir?: string; binDir?: string; catalog?: string },
+  out: Output,
+): Promise<number> {
+  const catalog = await loadCatalog(options.catalog);
+  const dir = installDir(options.installDir);
+  const bin = binDir(options.binDir);
+  const report: SelfCheck = {
+    version,
+    deno: Deno.version.deno,
+    target: Deno.build.target,
+    installDir: dir,
+    installed: await installedKeys(dir),
+    binDir: bin,
+    binDirOnPath: onPath(bin),
+    platform: formatPlatform(await detectPlatform()),
+    catalog: {
+      source: catalog.source,
+      newestBuild: catalog.newestBuild,
+      ageDays: catalogAgeDays(catalog),
+      downloads: catalog.downloads.length,
+    },
+  };
+  out.data(`pyprime: ${report.version} (deno ${report.deno}, ${report.target})`);
+  out.data(`install dir: ${report.installDir} (${report.installed.length} installed)`);
+  out.data(`bin dir: ${report.binDir} (${report.binDirOnPath ? "on PATH" : "not on PATH"})`);
+  out.data(`platform: ${report.platform}`);
+  out.data(
+    `catalog: ${report.catalog.source}, ${report.catalog.downloads} downloads, newest build ${report.catalog.newestBuild} (${report.catalog.ageDays} days old)`,
+  );
+  if (!report.binDirOnPath) out.warn(`${bin} is not on PATH`, `add it: export PATH="${bin}:$PATH"`);
+  out.jsonData(report);
+  return 0;
+}

@@ -1,0 +1,365 @@
+/**
+ * `pyprime install SOURCE…`: stage every source in parallel under the install
+ * dir's lock, drop the network permission, compile each staged tree, then promote.
+ *
+ * @module
+ */
+import { type CompileReport, compileTree, type InvalidationMode } from "./bytecode.ts";
+import { InterruptedError, PyprimeError } from "./errors.ts";
+import type { ExtractLimits } from "./extract.ts";
+import {
+  prepareInstallDir,
+  promote,
+  removeTree,
+  stageArchive,
+  type Staged,
+  withInstallLock,
+} from "./install.ts";
+import { installDir as defaultInstallDir, interpreterPath } from "./layout.ts";
+import type { Output } from "./output.ts";
+import { normalizeSha256 } from "./digest.ts";
+import { binDir, onPath, syncLinks } from "./bin_links.ts";
+import { NetworkError } from "./download.ts";
+import { installedKeys } from "./layout.ts";
+import { type Plan, Planner, type PlanSettings } from "./plan.ts";
+import { matchesInstalled, parseKey } from "./request.ts";
+
+/** Bytecode settings shared by `install` and `compile`. */
+export interface BytecodeSettings {
+  /** Optimization levels to write. */
+  optimize: number[];
+  /** `.pyc` invalidation mode. */
+  invalidationMode: InvalidationMode;
+  /** Worker count. */
+  jobs?: number;
+  /** Regular expressions of paths to skip. */
+  exclude: RegExp[];
+  /** Per-file timeout in seconds. */
+  timeoutSeconds: number;
+}
+
+/** Options of {@link runInstall}, as parsed from the command line. */
+export interface InstallCommandOptions {
+  /** `--install-dir`. */
+  installDir?: string;
+  /** `--sha256`. */
+  sha256?: string;
+  /** `--reinstall`. */
+  reinstall?: boolean;
+  /** Bytecode settings, or `false` for `--no-compile-bytecode`. */
+  bytecode: BytecodeSettings | false;
+  /** Extraction limits overrides. */
+  limits?: Partial<ExtractLimits>;
+  /** Catalog, platform, mirror, cache and network settings. */
+  plan?: PlanSettings;
+  /** `--bin-dir`. */
+  binDir?: string;
+  /** `--no-bin`: create no executables. */
+  noBin?: boolean;
+  /** `--default`: also link `python3` and `python`. */
+  default?: boolean;
+  /** `--force`: replace executables pyprime did not create. */
+  force?: boolean;
+}
+
+/** How many times a download that dropped and cannot resume is started over. */
+const RESTARTS = 2;
+
+/** What one source ended as; the `--json` document is a list of these. */
+export interface InstallOutcome {
+  /** The source as given. */
+  source: string;
+  /** The installation key. */
+  key: string;
+  /** `installed`, `reinstalled` or `already-installed`. */
+  status: "installed" | "reinstalled" | "already-installed";
+  /** The installation folder. */
+  path: string;
+  /** Its interpreter. */
+  python: string;
+  /** sha256 of the archive (absent when nothing was read). */
+  sha256?: string;
+  /** Container format (absent when nothing was read). */
+  format?: string;
+  /** Files extracted. */
+  files?: number;
+  /** Seconds streaming and extracting. */
+  extractSeconds?: number;
+  /** Bytecode report, when compiled. */
+  bytecode?: CompileReport;
+  /** Permissions dropped before compiling. */
+  revoked: string[];
+}
+
+/** Aborts `controller` on SIGINT/SIGTERM; returns the function that stops listening. */
+export function abortOnSignals(controller: AbortController): () => void {
+  const handlers = (["SIGINT", "SIGTERM"] as const).map((signal) => {
+    const handler = () => controller.abort(new InterruptedError(signal));
+    Deno.addSignalListener(signal, handler);
+    return [signal, handler] as const;
+  });
+  return () => handlers.forEach(([s, h]) => Deno.removeSignalListener(s, h));
+}
+
+/** Drops the network permission once every byte has been read. */
+async function revokeNetwork(): Promise<string[]> {
+  const status = await Deno.permissions.revoke({ name: "net" });
+  return status.state === "granted" ? [] : ["net"];
+}
+
+/**
+ * Runs the install command; returns the exit code.
+ *
+ * @example
+ * ```ts
+ * await runInstall(["cpython.tar.zst"], { bytecode: false }, new Output());
+ * ```
+ */
+export async function runInstall(
+  sources: string[],
+  options: InstallCommandOptions,
+  out: Output,
+): Promise<number> {
+  if (sources.filter((s) => s === "-").length > 1) {
+    throw new PyprimeError("Cannot read standard input twice", { hint: "pass - only once" });
+  }
+  const sha256 = options.sha256 === undefined ? undefined : normalizeSha256(options.sha256);
+  if (sha256 && sources.length > 1) {
+    throw new PyprimeError("--sha256 names one archive, but several sources were given", {
+      hint: "install the archives one at a time",
+    });
+  }
+  const dir = await prepareInstallDir(defaultInstallDir(options.installDir));
+  const controller = new AbortController();
+  const stopListening = abortOnSignals(controller);
+  try {
+    return await withInstallLock(
+      dir,
+      () => installAll(sources, { ...options, sha256 }, dir, controller.signal, out),
+      () => out.info(`Waiting for another pyprime process to finish in ${dir}`),
+    );
+  } catch (err) {
+    throw controller.signal.aborted ? controller.signal.reason : err;
+  } finally {
+    stopListening();
+  }
+}
+
+async function installAll(
+  sources: string[],
+  options: InstallCommandOptions,
+  dir: string,
+  signal: AbortSignal,
+  out: Output,
+): Promise<number> {
+  const planner = new Planner({
+    ...options.plan,
+    download: {
+      ...options.plan?.download,
+      onRetry: (attempt, reason, delay) =>
+        out.warn(`${reason}; retry ${attempt} in ${(delay / 1000).toFixed(1)}s`),
+    },
+  });
+  const plans = await Promise.all(sources.map((spec) => planner.plan(spec, options.sha256)));
+  const outcomes: InstallOutcome[] = [];
+  const toStage: Plan[] = [];
+  for (const plan of plans) {
+    const hit = options.reinstall ? undefined : await installedFor(plan, dir, planner);
+    if (hit) {
+      out.info(`${hit} is already installed in ${dir}`);
+      const path = `${dir}/${hit}`;
+      out.data(interpreterPath(path));
+      outcomes.push({
+        source: plan.spec,
+        key: hit,
+        status: "already-installed",
+        path,
+        python: interpreterPath(path),
+        revoked: [],
+      });
+    } else toStage.push(plan);
+  }
+  const results = await Promise.allSettled(
+    toStage.map(async (plan) => ({ spec: plan.spec, staged: await stageWithRestarts(plan) })),
+  );
+  const staged = results.flatMap((r) => r.status === "fulfilled" ? [r.value] : []);
+  const failure = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
+  if (failure) {
+    await Promise.all(staged.map(({ staged }) => removeTree(staged.staging)));
+    throw failure.reason;
+  }
+  const revoked = await revokeNetwork();
+  out.debug(`Revoked permissions: ${revoked.join(", ") || "none"}`);
+
+  for (const { spec, staged: one } of staged) {
+    outcomes.push(await finish(spec, one, options, signal, out, revoked));
+  }
+  if (!options.noBin) await linkExecutables(dir, outcomes, options, out);
+  out.jsonData(outcomes);
+  return 0;
+
+  async function stageWithRestarts(plan: Plan): Promise<Staged> {
+    for (let attempt = 0;; attempt++) {
+      const bar = out.bar(`Installing ${plan.download?.key ?? plan.spec}`, 0, "bytes");
+      try {
+        const source = await plan.open(signal, (n, total) => bar.update(n, total));
+        if (source.size) bar.update(0, source.size);
+        return await stageArchive(source, {
+          installDir: dir,
+          sha256: plan.sha256,
+          reinstall: options.reinstall,
+          limits: options.limits,
+          signal,
+        });
+      } catch (err) {
+        if (!(err instanceof NetworkError && err.restartable) || attempt >= RESTARTS) throw err;
+        out.warn(`${err.message}; starting over`);
+      } finally {
+        bar.stop();
+      }
+    }
+  }
+}
+
+/** For a version or key request, an installed key that satisfies it on the target platform. */
+async function installedFor(
+  plan: Plan,
+  dir: string,
+  planner: Planner,
+): Promise<string | undefined> {
+  const { request } = plan;
+  if (request.kind !== "version" && request.kind !== "key") return undefined;
+  const platform = await planner.platform();
+  const keys = (await installedKeys(dir)).filter((key) => {
+    if (!matchesInstalled(request, key)) return false;
+    const parts = parseKey(key);
+    return parts.os === platform.os && parts.arch === platform.arch && parts.libc === platform.libc;
+  });
+  return keys.at(-1);
+}
+
+async function linkExecutables(
+  dir: string,
+  outcomes: InstallOutcome[],
+  options: InstallCommandOptions,
+  out: Output,
+): Promise<void> {
+  const installed = outcomes.filter((o) => o.status !== "already-installed").map((o) => o.key);
+  const defaultKey = options.default ? outcomes.at(-1)?.key : undefined;
+  if (installed.length === 0 && !defaultKey) return;
+  const bin = binDir(options.binDir);
+  const report = await syncLinks(dir, bin, { installed, defaultKey, force: options.force });
+  for (const [name, target] of Object.entries(report.linked)) {
+    out.debug(`Linked ${bin}/${name} -> ${target}`);
+  }
+  for (const name of report.skipped) {
+    out.warn(
+      `${bin}/${name} exists and was not created by pyprime; left alone`,
+      "pass --force to replace it",
+    );
+  }
+  if (Object.keys(report.linked).length > 0 && !onPath(bin)) {
+    out.warn(`${bin} is not on PATH`, `add it: export PATH="${bin}:$PATH"`);
+  }
+}
+
+async function finish(
+  spec: string,
+  staged: Staged,
+  options: InstallCommandOptions,
+  signal: AbortSignal,
+  out: Output,
+  revoked: string[],
+): Promise<InstallOutcome> {
+  const { info, target } = staged;
+  const base = {
+    source: spec,
+    key: info.key,
+    path: target,
+    python: interpreterPath(target),
+    sha256: staged.sha256,
+    format: staged.format,
+    files: staged.extract.files,
+    extractSeconds: round(staged.extractSeconds),
+    revoked,
+  };
+  if (staged.alreadyInstalled) {
+    await removeTree(staged.staging);
+    await commitQuietly(staged, out);
+    out.info(`${info.key} is already installed in ${target}`);
+    out.data(base.python);
+    return { ...base, status: "already-installed" };
+  }
+  try {
+    const bytecode = options.bytecode
+      ? await compileStaged(staged, options.bytecode, signal, out)
+      : undefined;
+    const replacing = await Deno.lstat(target).then(() => true, () => false);
+    await promote(staged);
+    await commitQuietly(staged, out);
+    out.info(
+      `${replacing ? "Reinstalled" : "Installed"} ${info.key} in ${
+        round(staged.extractSeconds + (bytecode?.seconds ?? 0))
+      }s`,
+    );
+    out.data(base.python);
+    return { ...base, status: replacing ? "reinstalled" : "installed", bytecode };
+  } catch (err) {
+    await removeTree(staged.staging);
+    await staged.source.discard?.();
+    throw err;
+  }
+}
+
+/** Keeps a verified download in the cache; a cache failure is only worth a warning. */
+async function commitQuietly(staged: Staged, out: Output): Promise<void> {
+  await staged.source.commit?.().catch((err: Error) =>
+    out.warn(`Cannot keep ${staged.source.label} in the cache: ${err.message}`)
+  );
+}
+
+async function compileStaged(
+  staged: Staged,
+  settings: BytecodeSettings,
+  signal: AbortSignal,
+  out: Output,
+): Promise<CompileReport> {
+  const bar = out.bar("Compiling bytecode", 0, "files");
+  try {
+    const report = await compileTree({
+      python: `${staged.staging}/bin/python3`,
+      confineTo: staged.staging,
+      roots: [staged.info.stdlib],
+      ddir: { from: staged.staging, to: staged.target },
+      jobs: settings.jobs,
+      optimize: settings.optimize,
+      invalidationMode: settings.invalidationMode,
+      exclude: settings.exclude,
+      timeoutMs: settings.timeoutSeconds * 1000,
+      signal,
+      onProgress: (done, total) => bar.update(done, total),
+    });
+    bar.stop();
+    summarizeCompile(report, out);
+    return report;
+  } finally {
+    bar.stop();
+  }
+}
+
+/** Prints the one-line bytecode summary, and the failures with `--verbose`. */
+export function summarizeCompile(report: CompileReport, out: Output): void {
+  const failed = report.failed.length
+    ? `, ${report.failed.length.toLocaleString("en-US")} failed`
+    : "";
+  out.info(
+    `Bytecode compiled ${report.compiled.toLocaleString("en-US")} files in ${
+      report.seconds.toFixed(2)
+    }s${failed}`,
+  );
+  for (const f of report.failed) out.debug(`  failed: ${f.path}: ${f.error}`);
+}
+
+function round(n: number): number {
+  return Math.round(n * 1000) / 1000;
+}

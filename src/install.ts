@@ -1,0 +1,241 @@
+/**
+ * Installation of one archive: lock, staging, one streaming pass (sha256 →
+ * decompression → extraction), interpreter probe, sysconfig rewrite, bytecode, and
+ * the atomic promotion that makes it visible only when complete.
+ *
+ * @module
+ */
+import { join } from "node:path";
+import { type ArchiveFormat, decompress } from "./decompress.ts";
+import { sha256Tap, verifySha256 } from "./digest.ts";
+import { ArchiveError, PyprimeError } from "./errors.ts";
+import { type ExtractLimits, type ExtractResult, extractTar } from "./extract.ts";
+import { type InterpreterInfo, probeInterpreter } from "./interpreter.ts";
+import { pbsEntryPath, STAGING_DIR } from "./layout.ts";
+import { rewriteSysconfig } from "./sysconfig.ts";
+
+/** A stream of archive bytes and what to call it in messages. */
+export interface ArchiveSource {
+  /** The raw (possibly compressed) archive bytes. */
+  stream: ReadableStream<Uint8Array>;
+  /** File name or URL, for messages. */
+  label: string;
+  /** Total size when known, for progress. */
+  size?: number;
+  /** Called once the digest matched (keeps a download in the cache). */
+  commit?: () => Promise<void>;
+  /** Called when the install failed (drops a partial cache file). */
+  discard?: () => Promise<void>;
+}
+
+/** Options of {@link stageArchive}. */
+export interface StageOptions {
+  /** The install dir, absolute and real (see {@link prepareInstallDir}). */
+  installDir: string;
+  /** Expected sha256 (lowercase hex); a mismatch fails the install. */
+  sha256?: string;
+  /** Replace an existing installation of the same key. */
+  reinstall?: boolean;
+  /** Extraction limits. */
+  limits?: Partial<ExtractLimits>;
+  /** Stops the install; the staging folder is removed. */
+  signal?: AbortSignal;
+  /** Progress of bytes read from the source. */
+  onBytes?: (bytes: number) => void;
+}
+
+/** An archive extracted and checked in a staging folder, not yet visible. */
+export interface Staged {
+  /** The staging folder (the future installation root). */
+  staging: string;
+  /** Where it will live: `<install-dir>/<key>`. */
+  target: string;
+  /** The interpreter's own description. */
+  info: InterpreterInfo;
+  /** sha256 of the archive bytes. */
+  sha256: string;
+  /** Compressed size read. */
+  archiveBytes: number;
+  /** Container format found by magic bytes. */
+  format: ArchiveFormat;
+  /** Extraction counts. */
+  extract: ExtractResult;
+  /** Seconds spent streaming and extracting. */
+  extractSeconds: number;
+  /** The key is installed already and `reinstall` was not asked. */
+  alreadyInstalled: boolean;
+  /** The archive's source, for commit/discard. */
+  source: ArchiveSource;
+}
+
+/** Creates the install dir and returns its real path (so staging paths and final paths agree). */
+export async function prepareInstallDir(dir: string): Promise<string> {
+  await Deno.mkdir(join(dir, STAGING_DIR), { recursive: true });
+  return await Deno.realPath(dir);
+}
+
+/**
+ * Holds the install dir's lock while `fn` runs. A second process waits here, and
+ * once it has the lock no other pyprime is using the staging folder, so leftovers of
+ * a killed run are removed.
+ *
+ * @example
+ * ```ts
+ * await withInstallLock(dir, async () => {/* stage and promote *\/});
+ * ```
+ */
+export async function withInstallLock<T>(
+  dir: string,
+  fn: () => Promise<T>,
+  onWait?: () => void,
+): Promise<T> {
+  const file = await Deno.open(join(dir, ".lock"), { create: true, write: true });
+  try {
+    const timer = onWait ? setTimeout(onWait, 500) : undefined;
+    try {
+      await file.lock(true);
+    } finally {
+      clearTimeout(timer);
+    }
+    await removeStaleStaging(dir);
+    return await fn();
+  } finally {
+    file.close(); // closing releases the lock
+  }
+}
+
+async function removeStaleStaging(dir: string): Promise<void> {
+  const staging = join(dir, STAGING_DIR);
+  for await (const entry of Deno.readDir(staging)) {
+    await Deno.remove(join(staging, entry.name), { recursive: true }).catch(() => {});
+  }
+}
+
+function randomName(): string {
+  return crypto.randomUUID().slice(0, 13);
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.lstat(path);
+    return true;
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return false;
+    throw err;
+  }
+}
+
+/** Removes a folder, ignoring one that is already gone. */
+export async function removeTree(path: string): Promise<void> {
+  await Deno.remove(path, { recursive: true }).catch((err) => {
+    if (!(err instanceof Deno.errors.NotFound)) throw err;
+  });
+}
+
+/**
+ * Streams `source` once through sha256, decompression and the extraction policy
+ * into a fresh staging folder, verifies the digest, probes the interpreter for its
+ * key and rewrites build prefixes. Must run inside {@link withInstallLock}. On any
+ * failure the staging folder is removed before the error propagates.
+ */
+export async function stageArchive(source: ArchiveSource, options: StageOptions): Promise<Staged> {
+  const staging = join(options.installDir, STAGING_DIR, randomName());
+  await Deno.mkdir(staging);
+  try {
+    return await stageInto(staging, source, options);
+  } catch (err) {
+    await removeTree(staging);
+    await source.discard?.();
+    throw err;
+  }
+}
+
+async function stageInto(
+  staging: string,
+  source: ArchiveSource,
+  options: StageOptions,
+): Promise<Staged> {
+  const started = performance.now();
+  const tap = sha256Tap();
+  const counted = options.onBytes ? countBytes(options.onBytes) : undefined;
+  let raw = source.stream.pipeThrough(tap.stream, { signal: options.signal });
+  if (counted) raw = raw.pipeThrough(counted);
+  const { format, stream } = await decompress(raw, source.label);
+  const extract = await extractTar(stream, {
+    dest: staging,
+    label: source.label,
+    mapName: (name) => pbsEntryPath(name, source.label),
+    limits: options.limits,
+    signal: options.signal,
+  });
+  const sha256 = await tap.digest;
+  verifySha256(source.label, options.sha256, sha256);
+  const extractSeconds = (performance.now() - started) / 1000;
+
+  const python = await findInterpreter(staging, source.label);
+  const info = await probeInterpreter(python, source.label);
+  const target = join(options.installDir, info.key);
+  const alreadyInstalled = !options.reinstall && await exists(target);
+  if (!alreadyInstalled) await rewriteSysconfig(staging, target);
+  return {
+    staging,
+    target,
+    info,
+    sha256,
+    archiveBytes: tap.bytes(),
+    format,
+    extract,
+    extractSeconds,
+    alreadyInstalled,
+    source,
+  };
+}
+
+function countBytes(onBytes: (n: number) => void): TransformStream<Uint8Array, Uint8Array> {
+  let total = 0;
+  return new TransformStream({
+    transform(chunk, controller) {
+      total += chunk.length;
+      onBytes(total);
+      controller.enqueue(chunk);
+    },
+  });
+}
+
+/** Finds `bin/python3` (or `bin/python3.X`) in an extracted tree. */
+async function findInterpreter(root: string, label: string): Promise<string> {
+  const bin = join(root, "bin");
+  if (await exists(join(bin, "python3"))) return join(bin, "python3");
+  try {
+    for await (const entry of Deno.readDir(bin)) {
+      if (/^python3\.\d+t?$/.test(entry.name)) return join(bin, entry.name);
+    }
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound)) throw err;
+  }
+  throw new ArchiveError(`Cannot install ${label}: no python/bin/python3 in the archive`, {
+    hint: "pass a python-build-standalone install_only or full archive",
+  });
+}
+
+/**
+ * Makes a staged installation visible by renaming it into place. With an existing
+ * installation (a reinstall), the old one is moved aside first and restored if the
+ * rename fails, so a failed reinstall leaves the previous installation working.
+ */
+export async function promote(staged: Staged): Promise<void> {
+  const { staging, target } = staged;
+  if (!(await exists(target))) {
+    await Deno.rename(staging, target);
+    return;
+  }
+  const aside = `${staging}-old`;
+  await Deno.rename(target, aside);
+  try {
+    await Deno.rename(staging, target);
+  } catch (err) {
+    await Deno.rename(aside, target);
+    throw new PyprimeError(`Cannot replace ${target}: ${(err as Error).message}`, { cause: err });
+  }
+  await removeTree(aside);
+}

@@ -1,0 +1,127 @@
+/**
+ * Asks an extracted interpreter what it is. The installation key is taken from the
+ * interpreter itself, never trusted from the archive's file name.
+ *
+ * @module
+ */
+import { ArchiveError } from "./errors.ts";
+
+/** What an interpreter says about itself. */
+export interface InterpreterInfo {
+  /** `cpython` for PBS builds. */
+  implementation: string;
+  /** `3.12.1`, `3.14.0rc2`. */
+  version: string;
+  /** `3.12`. */
+  minor: string;
+  /** `freethreaded`, `debug`, `freethreaded+debug`, or "" for the default build. */
+  variant: string;
+  /** `linux`, `macos`, … (uv's names). */
+  os: string;
+  /** `x86_64`, `aarch64`, … (uv's names). */
+  arch: string;
+  /** `gnu`, `musl`, `none`, … (uv's names). */
+  libc: string;
+  /** `sysconfig.get_paths()["stdlib"]`, as seen from where the interpreter runs now. */
+  stdlib: string;
+  /** `sys.prefix`, as seen from where the interpreter runs now. */
+  prefix: string;
+  /** The uv-style key, e.g. `cpython-3.13.1+freethreaded-linux-x86_64-gnu`. */
+  key: string;
+}
+
+// Runs under -I with an empty environment; prints one JSON line.
+const PROBE = `
+import json, sys, sysconfig
+v = sys.version_info
+pre = {"alpha": "a", "beta": "b", "candidate": "rc"}.get(v.releaselevel, "")
+version = "%d.%d.%d" % (v.major, v.minor, v.micro) + (pre + str(v.serial) if pre else "")
+variant = []
+if sysconfig.get_config_var("Py_GIL_DISABLED"):
+    variant.append("freethreaded")
+if hasattr(sys, "gettotalrefcount"):
+    variant.append("debug")
+import platform
+machine = platform.machine().lower()
+arch = {"amd64": "x86_64", "arm64": "aarch64", "i686": "x86", "i386": "x86"}.get(machine, machine)
+osname = {"darwin": "macos", "win32": "windows"}.get(sys.platform, sys.platform)
+libc = "none"
+if sys.platform == "linux":
+    multiarch = getattr(sys.implementation, "_multiarch", "") or ""
+    libc = multiarch.rsplit("-", 1)[-1] if "-" in multiarch else ""
+    if not libc:
+        libc = "gnu" if platform.libc_ver()[0] == "glibc" else "musl"
+print(json.dumps({
+    "implementation": sys.implementation.name,
+    "version": version,
+    "minor": "%d.%d" % (v.major, v.minor),
+    "variant": "+".join(variant),
+    "os": osname, "arch": arch, "libc": libc,
+    "stdlib": sysconfig.get_paths()["stdlib"],
+    "prefix": sys.prefix,
+}))
+`;
+
+/**
+ * Builds the uv-style key from the probe's answers.
+ *
+ * @example
+ * ```ts
+ * keyOf({ implementation: "cpython", version: "3.13.1", variant: "freethreaded",
+ *   os: "linux", arch: "x86_64", libc: "gnu" }); // "cpython-3.13.1+freethreaded-linux-x86_64-gnu"
+ * ```
+ */
+export function keyOf(
+  info: Pick<InterpreterInfo, "implementation" | "version" | "variant" | "os" | "arch" | "libc">,
+): string {
+  const variant = info.variant ? `+${info.variant}` : "";
+  return `${info.implementation}-${info.version}${variant}-${info.os}-${info.arch}-${info.libc}`;
+}
+
+/**
+ * The environment every interpreter pyprime starts gets: nothing inherited, so
+ * `PYTHONPATH`, `PYTHONDONTWRITEBYTECODE`, `LD_*` and friends of the caller cannot
+ * change what the interpreter does.
+ */
+export function isolatedEnv(): Record<string, string> {
+  return { LC_ALL: "C.UTF-8" };
+}
+
+/**
+ * Runs `python -I -c <probe>` with a cleared environment and returns its answers.
+ *
+ * @example
+ * ```ts
+ * const info = await probeInterpreter("/tmp/staging/bin/python3", "cpython.tar.gz");
+ * info.key; // "cpython-3.12.1-linux-x86_64-gnu"
+ * ```
+ */
+export async function probeInterpreter(python: string, label: string): Promise<InterpreterInfo> {
+  let output: Deno.CommandOutput;
+  try {
+    output = await new Deno.Command(python, {
+      // -B: the probe must not leave .pyc files in the tree (they would be stale after
+      // the sysconfig rewrite and are the bytecode stage's job).
+      args: ["-I", "-B", "-c", PROBE],
+      clearEnv: true,
+      env: isolatedEnv(),
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+  } catch (err) {
+    throw new ArchiveError(`Cannot run the interpreter of ${label}: ${(err as Error).message}`, {
+      cause: err,
+      hint: "the archive may be for another platform; check the platform part of its name",
+    });
+  }
+  const stderr = new TextDecoder().decode(output.stderr).trim().split("\n").at(-1) ?? "";
+  if (!output.success) {
+    throw new ArchiveError(
+      `Cannot run the interpreter of ${label}: exit ${output.code}${stderr ? `: ${stderr}` : ""}`,
+      { hint: "the archive may be for another platform or incomplete" },
+    );
+  }
+  const info = JSON.parse(new TextDecoder().decode(output.stdout)) as Omit<InterpreterInfo, "key">;
+  return { ...info, key: keyOf(info) };
+}

@@ -1,0 +1,204 @@
+/**
+ * Turns what the user typed after `pyprime install` into a plan: which bytes to
+ * read (a file, stdin, a URL, or a catalog download through a mirror or cache) and
+ * which sha256 they must have. Catalog and platform are loaded once, lazily.
+ *
+ * @module
+ */
+import { basename } from "node:path";
+import { type Catalog, type Download, loadCatalog, mirrorUrl, resolve } from "./catalog.ts";
+import { type DownloadOptions, openUrl } from "./download.ts";
+import type { ArchiveSource } from "./install.ts";
+import { detectPlatform, parsePlatformOverride, type Platform } from "./platform.ts";
+import { parseRequest, type PythonRequest } from "./request.ts";
+import { openFile, openStdin } from "./source.ts";
+import { PyprimeError } from "./errors.ts";
+
+/** Download tuning a plan passes to {@link openUrl}. */
+export type DownloadTuning = Pick<
+  DownloadOptions,
+  "retries" | "backoffMs" | "idleTimeoutMs" | "onRetry"
+>;
+
+/**
+ * The environment variables that tune downloads, as uv's `UV_HTTP_TIMEOUT` and
+ * `UV_HTTP_RETRIES` do; the backoff one exists so tests of faults take seconds.
+ */
+export const DOWNLOAD_ENV = {
+  /** Seconds without a byte before a read counts as a dropped connection (default 30). */
+  timeout: "PYPRIME_HTTP_TIMEOUT",
+  /** Retries after the first attempt (default 3). */
+  retries: "PYPRIME_HTTP_RETRIES",
+  /** Base of the exponential backoff in milliseconds (default 500). */
+  backoff: "PYPRIME_RETRY_BACKOFF_MS",
+} as const;
+
+/** Reads a variable; one the permission set does not grant counts as unset. */
+function readEnv(name: string): string | undefined {
+  try {
+    const value = Deno.env.get(name);
+    return value === undefined || value.trim() === "" ? undefined : value.trim();
+  } catch {
+    return undefined;
+  }
+}
+
+function envNumber(name: string, integer: boolean): number | undefined {
+  const text = readEnv(name);
+  if (text === undefined) return undefined;
+  const value = Number(text);
+  if (!Number.isFinite(value) || value < 0 || (integer && !Number.isInteger(value))) {
+    throw new PyprimeError(
+      `${name} must be a ${integer ? "whole number" : "number"} of 0 or more, not ${text}`,
+      { exitCode: 2, hint: `unset ${name} or give it a number` },
+    );
+  }
+  return value;
+}
+
+/**
+ * Download tuning from {@link DOWNLOAD_ENV}; unset variables are left out, so
+ * the download defaults apply.
+ *
+ * @example
+ * ```ts
+ * // PYPRIME_HTTP_TIMEOUT=2 PYPRIME_HTTP_RETRIES=1
+ * downloadTuningFromEnv(); // { idleTimeoutMs: 2000, retries: 1 }
+ * ```
+ */
+export function downloadTuningFromEnv(): DownloadTuning {
+  const tuning: DownloadTuning = {};
+  const timeout = envNumber(DOWNLOAD_ENV.timeout, false);
+  if (timeout !== undefined) tuning.idleTimeoutMs = Math.max(1, Math.round(timeout * 1000));
+  const retries = envNumber(DOWNLOAD_ENV.retries, true);
+  if (retries !== undefined) tuning.retries = retries;
+  const backoff = envNumber(DOWNLOAD_ENV.backoff, false);
+  if (backoff !== undefined) tuning.backoffMs = backoff;
+  return tuning;
+}
+
+function definedOnly<T extends object>(value: T | undefined): Partial<T> {
+  return Object.fromEntries(
+    Object.entries(value ?? {}).filter(([, v]) => v !== undefined),
+  ) as Partial<T>;
+}
+
+/** Settings that shape every plan of one command. */
+export interface PlanSettings {
+  /** `--catalog FILE|URL` / `PYPRIME_CATALOG`. */
+  catalog?: string;
+  /** `--platform OS-ARCH-LIBC`. */
+  platform?: string;
+  /** `--mirror URL` / `PYPRIME_PYTHON_INSTALL_MIRROR`. */
+  mirror?: string;
+  /** `--cache-dir DIR` / `PYPRIME_CACHE_DIR`. */
+  cacheDir?: string;
+  /** `--offline`. */
+  offline?: boolean;
+  /** Allow pre-releases for plain version requests. */
+  prereleases?: boolean;
+  /**
+   * Download tuning passed through (retries, backoff, timeouts, logging); what is
+   * left unset here comes from {@link DOWNLOAD_ENV}, then the download defaults.
+   */
+  download?: DownloadTuning;
+}
+
+/** One source, resolved but not yet opened. */
+export interface Plan {
+  /** What the user typed. */
+  spec: string;
+  /** The parsed request. */
+  request: PythonRequest;
+  /** The catalog entry, for version and key requests. */
+  download?: Download;
+  /** The sha256 the bytes must have, when known. */
+  sha256?: string;
+  /** Opens the bytes; may be called again to start over. */
+  open(
+    signal: AbortSignal,
+    onProgress?: (n: number, total?: number) => void,
+  ): Promise<ArchiveSource>;
+}
+
+/** Lazily loaded catalog and platform, shared by the plans of one command. */
+export class Planner {
+  #catalog?: Promise<Catalog>;
+  #platform?: Promise<Platform>;
+  readonly #download: DownloadTuning;
+
+  /** Creates a planner for `settings`; throws when a {@link DOWNLOAD_ENV} variable is malformed. */
+  constructor(readonly settings: PlanSettings) {
+    this.#download = { ...downloadTuningFromEnv(), ...definedOnly(settings.download) };
+  }
+
+  /** The catalog in force (embedded unless `--catalog`). */
+  catalog(): Promise<Catalog> {
+    return this.#catalog ??= loadCatalog(this.settings.catalog);
+  }
+
+  /** The target platform (`--platform`, else detected). */
+  platform(): Promise<Platform> {
+    return this.#platform ??= this.settings.platform
+      ? Promise.resolve(parsePlatformOverride(this.settings.platform))
+      : detectPlatform();
+  }
+
+  /**
+   * Plans one source.
+   *
+   * @example
+   * ```ts
+   * const plan = await new Planner({}).plan("3.13");
+   * plan.download?.key; // "cpython-3.13.9-linux-x86_64_v3-gnu"
+   * ```
+   */
+  async plan(spec: string, sha256?: string): Promise<Plan> {
+    const request = parseRequest(spec);
+    switch (request.kind) {
+      case "stdin":
+        return { spec, request, sha256, open: () => Promise.resolve(openStdin()) };
+      case "file":
+        return { spec, request, sha256, open: () => openFile(request.path) };
+      case "url":
+        return { spec, request, sha256, open: (s, p) => this.#openUrl(request.url, sha256, s, p) };
+      default: {
+        const download = resolve(await this.catalog(), request, await this.platform(), {
+          prereleases: this.settings.prereleases,
+        });
+        const expected = sha256 ?? download.sha256 ?? undefined;
+        const url = mirrorUrl(download, this.settings.mirror);
+        return {
+          spec,
+          request,
+          download,
+          sha256: expected,
+          open: (s, p) => this.#openUrl(url, expected, s, p),
+        };
+      }
+    }
+  }
+
+  async #openUrl(
+    url: string,
+    sha256: string | undefined,
+    signal: AbortSignal,
+    onProgress?: (n: number, total?: number) => void,
+  ): Promise<ArchiveSource> {
+    const opened = await openUrl(url, {
+      ...this.#download,
+      cacheDir: this.settings.cacheDir,
+      offline: this.settings.offline,
+      expectedSha256: sha256,
+      signal,
+      onProgress,
+    });
+    return {
+      stream: opened.stream,
+      label: decodeURIComponent(basename(new URL(url).pathname)),
+      size: opened.size,
+      commit: () => opened.commit(),
+      discard: () => opened.discard(),
+    };
+  }
+}

@@ -1,0 +1,97 @@
+/**
+ * Runs the CLI the way users run the binary: `deno run` with exactly the
+ * permission set of the `pyprime` task (never -A), as a subprocess.
+ *
+ * @module
+ */
+import { fileURLToPath } from "node:url";
+import { permissionFlags } from "../scripts/permissions.ts";
+
+/** The repository root. */
+export const ROOT = fileURLToPath(new URL("..", import.meta.url));
+const MAIN = fileURLToPath(new URL("../main.ts", import.meta.url));
+
+/** What a CLI run produced. */
+export interface CliResult {
+  /** Exit code. */
+  code: number;
+  /** Signal that ended the process, if any. */
+  signal: Deno.Signal | null;
+  /** Standard output, decoded. */
+  stdout: string;
+  /** Standard error, decoded. */
+  stderr: string;
+}
+
+/** Options of {@link runCli}. */
+export interface CliOptions {
+  /** Extra environment variables (the environment is otherwise minimal). */
+  env?: Record<string, string>;
+  /** Bytes or a file streamed to standard input. */
+  stdin?: Uint8Array | string;
+  /** Working directory. */
+  cwd?: string;
+}
+
+/**
+ * The minimal environment a CLI run gets: HOME in a temp dir unless given, the
+ * caller's PATH and Deno cache (so npm packages are not fetched again), NO_COLOR.
+ */
+export function cliEnv(extra: Record<string, string> = {}): Record<string, string> {
+  const home = Deno.env.get("HOME") ?? "/root";
+  return {
+    PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
+    DENO_DIR: Deno.env.get("DENO_DIR") ?? `${home}/.cache/deno`,
+    DENO_NO_UPDATE_CHECK: "1",
+    NO_COLOR: "1",
+    HOME: home,
+    ...extra,
+  };
+}
+
+/** Builds the `deno run <flags> main.ts <args>` command. */
+export async function cliCommand(
+  args: string[],
+  options: CliOptions = {},
+  stdin: "piped" | "null" = "null",
+): Promise<Deno.Command> {
+  return new Deno.Command(Deno.execPath(), {
+    args: ["run", ...(await permissionFlags()), MAIN, ...args],
+    clearEnv: true,
+    env: cliEnv(options.env),
+    cwd: options.cwd,
+    stdin,
+    stdout: "piped",
+    stderr: "piped",
+  });
+}
+
+/**
+ * Runs `pyprime <args>` and collects its output.
+ *
+ * @example
+ * ```ts
+ * const { code, stdout } = await runCli(["dir", "--install-dir", "/tmp/x"]);
+ * ```
+ */
+export async function runCli(args: string[], options: CliOptions = {}): Promise<CliResult> {
+  const child = (await cliCommand(args, options, options.stdin ? "piped" : "null")).spawn();
+  if (options.stdin !== undefined) {
+    if (typeof options.stdin === "string") {
+      const file = await Deno.open(options.stdin);
+      await file.readable.pipeTo(child.stdin);
+    } else {
+      const writer = child.stdin.getWriter();
+      await writer.write(options.stdin).catch(() => {});
+      await writer.close().catch(() => {});
+    }
+  }
+  const output = await child.output();
+  const decoder = new TextDecoder();
+  return {
+    code: output.code,
+    signal: output.signal,
+    stdout: decoder.decode(output.stdout),
+    stderr: decoder.decode(output.stderr),
+  };
+}
