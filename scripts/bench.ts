@@ -9,7 +9,7 @@
  * 3. end to end: `pyprime install` vs `tar -x` then `compileall -j0`;
  * 4. startup of the installed interpreter, compiled vs not, writing nothing.
  *
- *     deno task bench [--runs N] [--skip-scale] [--markdown FILE]
+ *     deno task bench [--runs N] [--skip-scale] [--python PATH] [--markdown FILE]
  *
  * The CLI runs through `deno run` with the binary's permission set, so its numbers
  * include Deno's own start (~0.1 s) that a compiled binary also pays.
@@ -20,6 +20,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { buildFixtures, type FixtureSet } from "./build_fixtures.ts";
 import { permissionFlags } from "./permissions.ts";
+import { sourcePython } from "../tests/fixtures.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const MAIN = join(ROOT, "main.ts");
@@ -28,6 +29,9 @@ const RUNS = Number(args[args.indexOf("--runs") + 1]) || 5;
 const SKIP_SCALE = args.includes("--skip-scale");
 const markdownAt = args.indexOf("--markdown");
 const MARKDOWN = markdownAt >= 0 ? args[markdownAt + 1] : undefined;
+const pythonAt = args.indexOf("--python");
+// Default: the interpreter the tests use (pyenv 3.12.1 when present), so numbers match them.
+const PYTHON = pythonAt >= 0 ? args[pythonAt + 1] : sourcePython();
 const CPUS = navigator.hardwareConcurrency;
 const flags = await permissionFlags();
 
@@ -98,7 +102,10 @@ const work = await Deno.makeTempDir({ prefix: "pyprime-bench-" });
 const log = (s: string) => console.error(`• ${s}`);
 try {
   log("building fixtures");
-  const fx: FixtureSet = await buildFixtures({ outDir: join(ROOT, ".cache", "fixtures") });
+  const fx: FixtureSet = await buildFixtures({
+    outDir: join(ROOT, ".cache", "fixtures"),
+    python: PYTHON,
+  });
   const dest = join(work, "dest");
   const installDir = join(work, "pythons");
   const key = `cpython-${fx.version}-linux-x86_64-gnu`;
@@ -140,7 +147,11 @@ try {
   }
   if (!SKIP_SCALE) {
     log("building the 4× archive for the memory check");
-    const big = await buildFixtures({ outDir: join(ROOT, ".cache", "fixtures"), scale: 4 });
+    const big = await buildFixtures({
+      outDir: join(ROOT, ".cache", "fixtures"),
+      python: PYTHON,
+      scale: 4,
+    });
     const small = await median(
       1,
       () => fresh(installDir),
@@ -161,8 +172,8 @@ try {
         ),
     );
     row(
-      `peak RSS (MiB): ${(fx.sizes.gz / 1048576).toFixed(0)} MiB vs ${
-        (big.sizes.gz / 1048576).toFixed(0)
+      `peak RSS (MiB): ${(fx.sizes[fx.gz] / 1048576).toFixed(0)} MiB vs ${
+        (big.sizes[big.gz] / 1048576).toFixed(0)
       } MiB archive`,
       (small.maxRssKiB / 1024).toFixed(0),
       (large.maxRssKiB / 1024).toFixed(0),

@@ -37,7 +37,12 @@ export interface CompileOptions {
   confineTo?: string;
   /** Absolute directories (walked recursively, skipping __pycache__) or single .py files. */
   roots: string[];
-  /** Record source paths as if `from` were `to` (the staging dir vs the final install dir): passed to py_compile as dfile, so co_filename and tracebacks show the final path. */
+  /**
+   * Record source paths as if `from` were `to` (the staging dir vs the final install
+   * dir): used as the file name given to `compile()` (py_compile's `dfile`), so
+   * co_filename and tracebacks show the final path. (On import CPython also points
+   * co_filename at the source it found; this matters for loads without the source.)
+   */
   ddir?: { from: string; to: string };
   /** Number of workers; defaults to `navigator.hardwareConcurrency`. */
   jobs?: number;
