@@ -23,6 +23,9 @@ const fx = await buildFixtures({ outDir: join(root, ".cache", "fixtures") });
 console.error(`  ${fx.zst}`);
 
 console.error(`• pyprime install ${fx.zst} --install-dir ${installDir} --reinstall`);
+console.error(
+  `  (executables are linked in ${join(installDir, "..", "bin")}, not in ~/.local/bin)`,
+);
 const install = await new Deno.Command(Deno.execPath(), {
   args: [
     "run",
@@ -32,6 +35,8 @@ const install = await new Deno.Command(Deno.execPath(), {
     fx.zst,
     "--install-dir",
     installDir,
+    "--bin-dir",
+    join(installDir, "..", "bin"),
     "--reinstall",
   ],
   stdout: "piped",
