@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { delimiter, join, resolve, sep } from "node:path";
+import { delimiter, join, relative, resolve, sep } from "node:path";
 import { compareKeys, installedKeys, KEY_PATTERN } from "./layout.ts";
 
 /** The bin dir: `--bin-dir`, else `PYPRIME_PYTHON_BIN_DIR`, else `$XDG_BIN_HOME`, else `~/.local/bin`. */
@@ -76,7 +76,8 @@ async function existsAny(path: string): Promise<boolean> {
 /**
  * Brings the bin dir in line with the installations: links of keys just installed
  * are created, links pyprime owns are repointed at the newest installed patch of
- * their minor version, and owned links left with no installation are removed.
+ * their minor version (`python3` and `python` too, once their installation is
+ * gone), and owned links left with no installation are removed.
  *
  * @example
  * ```ts
@@ -121,21 +122,41 @@ export async function syncLinks(
       report.skipped.push(name);
       continue;
     }
-    // Replace atomically: a new link beside it, renamed over the old name.
-    const temp = join(bin, `.${name}.pyprime-${crypto.randomUUID().slice(0, 8)}`);
-    await Deno.symlink(target, temp);
-    await Deno.rename(temp, path);
+    await placeLink(bin, name, target);
     report.linked[name] = target;
   }
-  // Owned links whose installation is gone and that no installed patch replaces.
+  // Owned links whose installation is gone (`python3`, `python`, or a minor link no
+  // installed patch replaces): repointed at the newest patch of the same minor
+  // version when one is installed, else removed.
   const entries = await Array.fromAsync(Deno.readDir(bin)).catch(() => []);
   for (const entry of entries) {
     if (!entry.isSymlink || wanted.has(entry.name)) continue;
     const path = join(bin, entry.name);
     const target = await readLink(path);
     if (!target?.startsWith(installDir + sep) || await existsAny(target)) continue;
-    await Deno.remove(path);
-    report.removed.push(entry.name);
+    const goneKey = relative(installDir, target).split(sep)[0];
+    const minor = minorLinkName(goneKey);
+    const replacement = minor === undefined ? undefined : newest.get(minor);
+    if (replacement !== undefined) {
+      const next = executableOf(installDir, replacement);
+      await placeLink(bin, entry.name, next);
+      report.linked[entry.name] = next;
+    } else {
+      await Deno.remove(path);
+      report.removed.push(entry.name);
+    }
   }
   return report;
+}
+
+/** Points `bin/name` at `target` atomically: a new link beside it, renamed over the name. */
+async function placeLink(bin: string, name: string, target: string): Promise<void> {
+  const temp = join(bin, `.${name}.pyprime-${crypto.randomUUID().slice(0, 8)}`);
+  await Deno.symlink(target, temp);
+  try {
+    await Deno.rename(temp, join(bin, name));
+  } catch (err) {
+    await Deno.remove(temp).catch(() => {});
+    throw err;
+  }
 }

@@ -123,6 +123,12 @@ export async function runInstall(
   if (sources.filter((s) => s === "-").length > 1) {
     throw new PyprimeError("Cannot read standard input twice", { hint: "pass - only once" });
   }
+  if (options.default && sources.length > 1) {
+    throw new PyprimeError("--default names one Python, but several requests were given", {
+      exitCode: 2,
+      hint: "install them first, then run `pyprime install REQUEST --default` for the default one",
+    });
+  }
   const sha256 = options.sha256 === undefined ? undefined : normalizeSha256(options.sha256);
   if (sha256 && sources.length > 1) {
     throw new PyprimeError("--sha256 names one archive, but several sources were given", {
@@ -191,8 +197,13 @@ async function installAll(
   const revoked = await revokeNetwork();
   out.debug(`Revoked permissions: ${revoked.join(", ") || "none"}`);
 
+  const promoted = new Set<string>();
   for (const { spec, staged: one } of staged) {
-    outcomes.push(await finish(spec, one, options, signal, out, revoked));
+    // Two sources of one key: the first is installed, the next ones are duplicates.
+    const duplicate = promoted.has(one.info.key);
+    promoted.add(one.info.key);
+    const it = duplicate ? { ...one, alreadyInstalled: true } : one;
+    outcomes.push(await finish(spec, it, options, signal, out, revoked));
   }
   if (!options.noBin) await linkExecutables(dir, outcomes, options, out);
   out.jsonData(outcomes);
@@ -230,8 +241,10 @@ async function installedFor(
   const { request } = plan;
   if (request.kind !== "version" && request.kind !== "key") return undefined;
   const platform = await planner.platform();
+  // Installation keys carry no x86-64 level (the interpreter cannot tell it).
+  const loose = request.kind === "key" ? { ...request, archVariant: undefined } : request;
   const keys = (await installedKeys(dir)).filter((key) => {
-    if (!matchesInstalled(request, key)) return false;
+    if (!matchesInstalled(loose, key)) return false;
     const parts = parseKey(key);
     return parts.os === platform.os && parts.arch === platform.arch && parts.libc === platform.libc;
   });
@@ -244,9 +257,10 @@ async function linkExecutables(
   options: InstallCommandOptions,
   out: Output,
 ): Promise<void> {
-  const installed = outcomes.filter((o) => o.status !== "already-installed").map((o) => o.key);
+  // Already-installed keys too: their links may be missing or waiting for --force.
+  const installed = outcomes.map((o) => o.key);
   const defaultKey = options.default ? outcomes.at(-1)?.key : undefined;
-  if (installed.length === 0 && !defaultKey) return;
+  if (installed.length === 0) return;
   const bin = binDir(options.binDir);
   const report = await syncLinks(dir, bin, { installed, defaultKey, force: options.force });
   for (const [name, target] of Object.entries(report.linked)) {

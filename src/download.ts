@@ -536,9 +536,18 @@ class HttpSource {
 
   async #read(): Promise<ReadableStreamReadResult<Uint8Array>> {
     const abort = this.#abort!;
-    const timer = setTimeout(() => abort.abort(new IdleTimeout(this.#idleMs)), this.#idleMs);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    // Deno errors a fetch body on abort only while its Response is alive, so the
+    // timeout must not rely on the abort reaching a pending read.
+    const idle = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        const error = new IdleTimeout(this.#idleMs);
+        abort.abort(error);
+        reject(error);
+      }, this.#idleMs);
+    });
     try {
-      return await this.#reader!.read();
+      return await Promise.race([this.#reader!.read(), idle]);
     } finally {
       clearTimeout(timer);
     }

@@ -6,7 +6,14 @@
  * @module
  */
 import { basename } from "node:path";
-import { type Catalog, type Download, loadCatalog, mirrorUrl, resolve } from "./catalog.ts";
+import {
+  type Catalog,
+  CatalogError,
+  type Download,
+  loadCatalog,
+  mirrorUrl,
+  resolve,
+} from "./catalog.ts";
 import { type DownloadOptions, openUrl } from "./download.ts";
 import type { ArchiveSource } from "./install.ts";
 import { detectPlatform, parsePlatformOverride, type Platform } from "./platform.ts";
@@ -132,9 +139,21 @@ export class Planner {
     this.#download = { ...downloadTuningFromEnv(), ...definedOnly(settings.download) };
   }
 
-  /** The catalog in force (embedded unless `--catalog`). */
+  /** The catalog in force (embedded unless `--catalog`); `--offline` refuses an http(s) one. */
   catalog(): Promise<Catalog> {
-    return this.#catalog ??= loadCatalog(this.settings.catalog);
+    return this.#catalog ??= this.#loadCatalog();
+  }
+
+  #loadCatalog(): Promise<Catalog> {
+    const source = this.settings.catalog;
+    if (this.settings.offline && source !== undefined && /^https?:\/\//i.test(source)) {
+      return Promise.reject(
+        new CatalogError(`Cannot read catalog ${source}: offline mode`, {
+          hint: "pass a catalog file or file:// URL, or drop --offline",
+        }),
+      );
+    }
+    return loadCatalog(source);
   }
 
   /** The target platform (`--platform`, else detected). */
