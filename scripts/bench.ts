@@ -7,7 +7,8 @@
  * 2. bytecode: `pyprime compile` vs `compileall -j0` vs `python -B -m compileall`
  *    (single process), and the physical limit (per-file compile CPU / CPUs + one start);
  * 3. end to end: `pyprime install` vs `tar -x` then `compileall -j0`;
- * 4. startup of the installed interpreter, compiled vs not, writing nothing.
+ * 4. startup of the installed interpreter, compiled vs not, writing nothing;
+ * 5. the most that overlapping extraction with compilation could save here.
  *
  *     deno task bench [--runs N] [--skip-scale] [--python PATH] [--markdown FILE]
  *
@@ -288,6 +289,34 @@ try {
       ratio(uncompiled.seconds, compiled.seconds),
     );
   }
+  // 5. Would overlapping extraction and compilation pay on this machine? Upper bound:
+  // extract archive A while compiling an already-extracted tree B, vs one after the other.
+  log("overlap bound");
+  const other = join(work, "other");
+  const extractOnly = () =>
+    pyprime("install", fx.gz, "--install-dir", other, "--no-bin", "--no-compile-bytecode", "-q");
+  const sequential: number[] = [];
+  const concurrent: number[] = [];
+  for (let i = 0; i < RUNS; i++) {
+    await fresh(other);
+    await clean();
+    let t = performance.now();
+    await timed(extractOnly());
+    await timed(pyprime("compile", installed, "-q"));
+    sequential.push((performance.now() - t) / 1000);
+    await fresh(other);
+    await clean();
+    t = performance.now();
+    await Promise.all([timed(extractOnly()), timed(pyprime("compile", installed, "-q"))]);
+    concurrent.push((performance.now() - t) / 1000);
+  }
+  const mid = (xs: number[]) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+  row(
+    "overlap bound (s): extract ∥ compile vs extract; compile",
+    mid(concurrent).toFixed(3),
+    mid(sequential).toFixed(3),
+    ratio(mid(concurrent), mid(sequential)),
+  );
   if (MARKDOWN) {
     const table = [
       "| measurement | pyprime | reference | ratio |",
