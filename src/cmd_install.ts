@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { basename } from "node:path";
 import { type CompileReport, compileTree, type InvalidationMode } from "./bytecode.ts";
 import { InterruptedError, PyprimeError } from "./errors.ts";
 import type { ExtractLimits } from "./extract.ts";
@@ -211,9 +212,9 @@ async function installAll(
 
   async function stageWithRestarts(plan: Plan): Promise<Staged> {
     for (let attempt = 0;; attempt++) {
-      const bar = out.bar(`Installing ${plan.download?.key ?? plan.spec}`, 0, "bytes");
+      const bar = out.bar(`Installing ${plan.download?.key ?? basename(plan.spec)}`, 0, "bytes");
       try {
-        const source = await plan.open(signal, (n, total) => bar.update(n, total));
+        const source = await plan.open(signal);
         if (source.size) bar.update(0, source.size);
         return await stageArchive(source, {
           installDir: dir,
@@ -221,6 +222,7 @@ async function installAll(
           reinstall: options.reinstall,
           limits: options.limits,
           signal,
+          onBytes: (n) => bar.update(n),
         });
       } catch (err) {
         if (!(err instanceof NetworkError && err.restartable) || attempt >= RESTARTS) throw err;
