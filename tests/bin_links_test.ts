@@ -11,6 +11,7 @@ import { binDir, minorLinkName, onPath, syncLinks } from "../src/bin_links.ts";
 import { assert, assertEquals, assertMatch, assertNotMatch } from "./assert.ts";
 import { type CliResult, runCli } from "./cli.ts";
 import { fixtures } from "./fixtures.ts";
+import { names } from "./helpers.ts";
 
 const fx = await fixtures();
 const KEY = `cpython-${fx.version}-linux-x86_64-gnu`;
@@ -22,15 +23,6 @@ const HIGHER = `cpython-${fx.tag}.99-linux-x86_64-gnu`;
 
 function re(text: string): RegExp {
   return new RegExp(text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"));
-}
-
-async function names(dir: string): Promise<string[]> {
-  try {
-    return (await Array.fromAsync(Deno.readDir(dir))).map((e) => e.name).sort();
-  } catch (err) {
-    if (err instanceof Deno.errors.NotFound) return [];
-    throw err;
-  }
 }
 
 async function links(bin: string): Promise<Record<string, string>> {

@@ -2,25 +2,13 @@ import { assert, assertEquals, assertMatch, assertNotMatch } from "./assert.ts";
 import { join } from "node:path";
 import { fixtures } from "./fixtures.ts";
 import { cliCommand, runCli } from "./cli.ts";
+import { listTree } from "./helpers.ts";
 
 const fx = await fixtures();
 
 async function tempHome(): Promise<{ home: string; dir: string }> {
   const home = await Deno.makeTempDir({ prefix: "pyprime-home-" });
   return { home, dir: join(home, "pythons") };
-}
-
-async function listTree(root: string): Promise<string[]> {
-  const out: string[] = [];
-  async function walk(dir: string, rel: string) {
-    for await (const e of Deno.readDir(dir)) {
-      const r = rel ? `${rel}/${e.name}` : e.name;
-      out.push(r);
-      if (e.isDirectory) await walk(join(dir, e.name), r);
-    }
-  }
-  await walk(root, "");
-  return out.sort();
 }
 
 async function python(path: string, code: string): Promise<Deno.CommandOutput> {

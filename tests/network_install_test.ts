@@ -20,6 +20,7 @@ import { assert, assertEquals, assertMatch, assertNotMatch } from "./assert.ts";
 import { cliEnv, type CliResult, ROOT } from "./cli.ts";
 import { type FaultScript, type FaultServer, startFaultServer } from "./fault_server.ts";
 import { FIXTURE_CACHE, fixtures } from "./fixtures.ts";
+import { listTree, names } from "./helpers.ts";
 
 const fx = await fixtures();
 const BUILD = "20240107";
@@ -212,30 +213,6 @@ async function withServer<T>(
     return await fn(server);
   } finally {
     await server.close();
-  }
-}
-
-async function listTree(root: string): Promise<string[]> {
-  const out: string[] = [];
-  async function walk(dir: string, rel: string) {
-    for await (const e of Deno.readDir(dir)) {
-      const r = rel ? `${rel}/${e.name}` : e.name;
-      out.push(r);
-      if (e.isDirectory) await walk(join(dir, e.name), r);
-    }
-  }
-  await walk(root, "").catch((err) => {
-    if (!(err instanceof Deno.errors.NotFound)) throw err;
-  });
-  return out.sort();
-}
-
-async function names(dir: string): Promise<string[]> {
-  try {
-    return (await Array.fromAsync(Deno.readDir(dir))).map((e) => e.name).sort();
-  } catch (err) {
-    if (err instanceof Deno.errors.NotFound) return [];
-    throw err;
   }
 }
 
