@@ -140,58 +140,80 @@ function replay(
 }
 
 /**
- * Wraps a Node.js zlib transform as a web TransformStream that respects
- * back-pressure: each input chunk is fully processed before the next is accepted,
- * and the TransformStream holds writes while its readable side is full.
+ * Wraps a Node.js zlib transform as a web stream pair with back-pressure in both
+ * directions: writes wait for 'drain', and the transform is paused whenever the
+ * readable side is full, so a small archive that decompresses to gigabytes (a
+ * "bomb") is held to a few chunks in memory while the extractor's limits apply.
  */
-export function nodeTransform(t: Transform): TransformStream<Uint8Array, Uint8Array> {
-  let controllerRef: TransformStreamDefaultController<Uint8Array> | undefined;
+export function nodeTransform(
+  t: Transform,
+): { writable: WritableStream<Uint8Array>; readable: ReadableStream<Uint8Array> } {
   let failure: Error | undefined;
+  let ended = false;
   // zlib reports a bad CRC or a corrupt frame as an 'error' event and may never call
-  // the pending write callback or emit 'end': every waiter must be rejected here.
+  // a pending write callback or emit 'drain': every waiter must be rejected here.
   const waiting = new Set<(err: Error) => void>();
-  const wait = (start: (resolve: () => void) => void) =>
-    new Promise<void>((resolve, reject) => {
-      if (failure) return reject(failure);
-      const done = (err?: Error) => {
-        waiting.delete(fail);
-        err ? reject(err) : resolve();
-      };
-      const fail = (err: Error) => done(err);
-      waiting.add(fail);
-      start(() => done(failure));
-    });
+  let out!: ReadableStreamDefaultController<Uint8Array>;
+  const readable = new ReadableStream<Uint8Array>({
+    start(controller) {
+      out = controller;
+    },
+    pull() {
+      t.resume();
+    },
+    cancel() {
+      done = true;
+      t.destroy();
+    },
+  }, { highWaterMark: 4 });
+  // Set once the readable side is closed, errored or cancelled: zlib may still emit a
+  // buffered chunk after destroy(), which must not reach a closed controller.
+  let done = false;
   t.on("data", (chunk: Uint8Array) => {
-    controllerRef?.enqueue(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+    if (done) return;
+    out.enqueue(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+    if ((out.desiredSize ?? 0) <= 0) t.pause();
+  });
+  // Deno's zstd decompressor may emit 'end' as soon as the last frame is decoded,
+  // before end() is called: the readable side closes then.
+  t.on("end", () => {
+    ended = true;
+    if (!done) out.close();
+    done = true;
   });
   t.on("error", (err: Error) => {
     failure = err;
+    if (!done) out.error(err);
+    done = true;
     for (const fail of [...waiting]) fail(err);
   });
-  // Deno's zstd decompressor may emit 'end' as soon as the last frame is decoded,
-  // before end() is called: remember it, or flush would wait forever.
-  let ended = false;
-  const onEnd: (() => void)[] = [];
-  t.on("end", () => {
-    ended = true;
-    for (const resolve of onEnd.splice(0)) resolve();
-  });
-  return new TransformStream<Uint8Array, Uint8Array>({
-    start(controller) {
-      controllerRef = controller;
-    },
-    transform(chunk) {
-      return wait((resolve) => t.write(chunk, () => resolve()));
-    },
-    flush() {
+  const wait = (start: (resolve: () => void) => void) =>
+    new Promise<void>((resolve, reject) => {
+      if (failure) return reject(failure);
+      const fail = (err: Error) => {
+        waiting.delete(fail);
+        reject(err);
+      };
+      waiting.add(fail);
+      start(() => {
+        waiting.delete(fail);
+        failure ? reject(failure) : resolve();
+      });
+    });
+  const writable = new WritableStream<Uint8Array>({
+    write(chunk) {
+      if (ended) return;
       return wait((resolve) => {
-        if (ended) return resolve();
-        onEnd.push(resolve);
-        t.end();
+        if (t.write(chunk)) resolve();
+        else t.once("drain", resolve);
       });
     },
-    cancel() {
-      t.destroy();
+    close() {
+      if (!ended) t.end();
+    },
+    abort(reason) {
+      t.destroy(reason instanceof Error ? reason : undefined);
     },
   });
+  return { writable, readable };
 }

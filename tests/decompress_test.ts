@@ -87,3 +87,17 @@ Deno.test("decompress reads a multi-frame zstd stream of several MiB to the end"
   const out = await decompress(streamOf(bytes, 65536), "multi.tar.zst");
   assertEquals((await collect(out.stream)).length, big.length);
 });
+
+Deno.test("decompress holds a zstd bomb to a few chunks while the reader waits", async () => {
+  const frame = zlib.zstdCompressSync(new Uint8Array(64 * 1024 * 1024));
+  const bomb = new Uint8Array(frame.length * 8); // 8 frames: 512 MiB of zeros
+  for (let i = 0; i < 8; i++) bomb.set(frame, i * frame.length);
+  const out = await decompress(streamOf(bomb, 65536), "bomb.tar.zst");
+  const reader = out.stream.getReader();
+  await reader.read();
+  const before = Deno.memoryUsage().rss;
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  const grown = Deno.memoryUsage().rss - before;
+  await reader.cancel();
+  assertStrict.ok(grown < 64 * 1024 * 1024, `grew ${grown} bytes while nobody read`);
+});
