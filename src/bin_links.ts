@@ -41,6 +41,9 @@ function executableOf(installDir: string, key: string): string {
   return join(installDir, key, "bin", `python${m[1]}.${m[2]}${t}`);
 }
 
+/** The names of the links pyprime creates: `python`, `python3`, `python3.X`, `python3.Xt`. */
+const MANAGED_NAME = /^python(3(\.\d+t?)?)?$/;
+
 /** What {@link syncLinks} did. */
 export interface LinkReport {
   /** Links created or repointed: name → target. */
@@ -130,7 +133,9 @@ export async function syncLinks(
   // version when one is installed, else removed.
   const entries = await Array.fromAsync(Deno.readDir(bin)).catch(() => []);
   for (const entry of entries) {
-    if (!entry.isSymlink || wanted.has(entry.name)) continue;
+    // Only the names pyprime creates: a user's own link into an installation
+    // (pip3.12, python3.12-config) is theirs to manage.
+    if (!entry.isSymlink || wanted.has(entry.name) || !MANAGED_NAME.test(entry.name)) continue;
     const path = join(bin, entry.name);
     const target = await readLink(path);
     if (!target?.startsWith(installDir + sep) || await existsAny(target)) continue;

@@ -138,11 +138,16 @@ export async function runInstall(
   }
   const dir = await prepareInstallDir(defaultInstallDir(options.installDir));
   const controller = new AbortController();
-  const stopListening = abortOnSignals(controller);
+  // Signals are caught only once the lock is held: while waiting for it nothing is
+  // staged, and the default action (the process ends at once) is what the user wants.
+  let stopListening = () => {};
   try {
     return await withInstallLock(
       dir,
-      () => installAll(sources, { ...options, sha256 }, dir, controller.signal, out),
+      () => {
+        stopListening = abortOnSignals(controller);
+        return installAll(sources, { ...options, sha256 }, dir, controller.signal, out);
+      },
       () => out.info(`Waiting for another pyprime process to finish in ${dir}`),
     );
   } catch (err) {
@@ -199,12 +204,19 @@ async function installAll(
   out.debug(`Revoked permissions: ${revoked.join(", ") || "none"}`);
 
   const promoted = new Set<string>();
-  for (const { spec, staged: one } of staged) {
-    // Two sources of one key: the first is installed, the next ones are duplicates.
-    const duplicate = promoted.has(one.info.key);
-    promoted.add(one.info.key);
-    const it = duplicate ? { ...one, alreadyInstalled: true } : one;
-    outcomes.push(await finish(spec, it, options, signal, out, revoked));
+  let next = 0;
+  try {
+    for (; next < staged.length; next++) {
+      const { spec, staged: one } = staged[next];
+      // Two sources of one key: the first is installed, the next ones are duplicates.
+      const duplicate = promoted.has(one.info.key);
+      promoted.add(one.info.key);
+      const it = duplicate ? { ...one, alreadyInstalled: true } : one;
+      outcomes.push(await finish(spec, it, options, signal, out, revoked));
+    }
+  } finally {
+    // A failure or a signal in one source must not leave the others' staging behind.
+    await Promise.all(staged.slice(next + 1).map(({ staged }) => removeTree(staged.staging)));
   }
   if (!options.noBin) await linkExecutables(dir, outcomes, options, out);
   out.jsonData(outcomes);
@@ -264,7 +276,16 @@ async function linkExecutables(
   const defaultKey = options.default ? outcomes.at(-1)?.key : undefined;
   if (installed.length === 0) return;
   const bin = binDir(options.binDir);
-  const report = await syncLinks(dir, bin, { installed, defaultKey, force: options.force });
+  let report;
+  try {
+    report = await syncLinks(dir, bin, { installed, defaultKey, force: options.force });
+  } catch (err) {
+    out.warn(
+      `Cannot link executables in ${bin}: ${(err as Error).message}`,
+      "pass --bin-dir DIR or --no-bin; the installation itself is complete",
+    );
+    return;
+  }
   for (const [name, target] of Object.entries(report.linked)) {
     out.debug(`Linked ${bin}/${name} -> ${target}`);
   }
@@ -321,8 +342,10 @@ async function finish(
     out.data(base.python);
     return { ...base, status: replacing ? "reinstalled" : "installed", bytecode };
   } catch (err) {
+    // The bytes were verified: a failure now (a signal, a compile error) says nothing
+    // against the cached archive, so it stays.
     await removeTree(staged.staging);
-    await staged.source.discard?.();
+    await commitQuietly(staged, out);
     throw err;
   }
 }

@@ -66,6 +66,7 @@ export function normalizeSha256(value: string): string {
   const hex = value.trim().toLowerCase().replace(/^sha256[:=]/, "");
   if (!/^[0-9a-f]{64}$/.test(hex)) {
     throw new PyprimeError(`Invalid sha256 ${JSON.stringify(value)}: expected 64 hex digits`, {
+      exitCode: 2,
       hint: "pass the digest as printed by `sha256sum`",
     });
   }

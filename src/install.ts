@@ -5,10 +5,10 @@
  *
  * @module
  */
-import { join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { type ArchiveFormat, decompress } from "./decompress.ts";
 import { sha256Tap, verifySha256 } from "./digest.ts";
-import { ArchiveError, PyprimeError } from "./errors.ts";
+import { ArchiveError, ChecksumMismatchError, PyprimeError, UnsafeEntryError } from "./errors.ts";
 import { type ExtractLimits, type ExtractResult, extractTar } from "./extract.ts";
 import { type InterpreterInfo, probeInterpreter } from "./interpreter.ts";
 import { pbsEntryPath, STAGING_DIR } from "./layout.ts";
@@ -24,8 +24,10 @@ export interface ArchiveSource {
   size?: number;
   /** Called once the digest matched (keeps a download in the cache). */
   commit?: () => Promise<void>;
-  /** Called when the install failed (drops a partial cache file). */
+  /** Called when the install failed (drops a partial cache file, or evicts a bad cached one). */
   discard?: () => Promise<void>;
+  /** The bytes come from the download cache. */
+  fromCache?: boolean;
 }
 
 /** Options of {@link stageArchive}. */
@@ -70,8 +72,15 @@ export interface Staged {
 
 /** Creates the install dir and returns its real path (so staging paths and final paths agree). */
 export async function prepareInstallDir(dir: string): Promise<string> {
-  await Deno.mkdir(join(dir, STAGING_DIR), { recursive: true });
-  return await Deno.realPath(dir);
+  try {
+    await Deno.mkdir(join(dir, STAGING_DIR), { recursive: true });
+    return await Deno.realPath(dir);
+  } catch (err) {
+    throw new PyprimeError(`Cannot use ${dir} as the install dir: ${(err as Error).message}`, {
+      cause: err,
+      hint: "pass --install-dir DIR (or PYPRIME_PYTHON_INSTALL_DIR) naming a folder you can write",
+    });
+  }
 }
 
 /**
@@ -109,6 +118,26 @@ async function removeStaleStaging(dir: string): Promise<void> {
   for await (const entry of Deno.readDir(staging)) {
     await Deno.remove(join(staging, entry.name), { recursive: true }).catch(() => {});
   }
+  await recoverPrevious(dir);
+}
+
+/** Where a reinstall keeps the old installation while the new one is renamed in. */
+function previousPath(target: string): string {
+  return join(dirname(target), `.${basename(target)}.previous`);
+}
+
+/**
+ * Finishes a reinstall that was killed between its two renames: the old installation
+ * goes back into place when its key is missing, and is deleted when the new one made it.
+ */
+async function recoverPrevious(dir: string): Promise<void> {
+  for await (const entry of Deno.readDir(dir)) {
+    const m = /^\.(.+)\.previous$/.exec(entry.name);
+    if (!m || !entry.isDirectory) continue;
+    const target = join(dir, m[1]);
+    if (await exists(target)) await removeTree(join(dir, entry.name));
+    else await Deno.rename(join(dir, entry.name), target);
+  }
 }
 
 function randomName(): string {
@@ -145,7 +174,14 @@ export async function stageArchive(source: ArchiveSource, options: StageOptions)
     return await stageInto(staging, source, options);
   } catch (err) {
     await removeTree(staging);
-    await source.discard?.();
+    // Evict a cached archive only when its bytes were bad, never on a signal or a
+    // failure of ours: with --offline it may be the only copy.
+    if (
+      err instanceof ChecksumMismatchError || err instanceof ArchiveError ||
+      err instanceof UnsafeEntryError
+    ) {
+      await source.discard?.();
+    }
     throw err;
   }
 }
@@ -173,7 +209,7 @@ async function stageInto(
   const extractSeconds = (performance.now() - started) / 1000;
 
   const python = await findInterpreter(staging, source.label);
-  const info = await probeInterpreter(python, source.label);
+  const info = await probeInterpreter(python, source.label, options.signal);
   const target = join(options.installDir, info.key);
   const alreadyInstalled = !options.reinstall && await exists(target);
   if (!alreadyInstalled) await rewriteSysconfig(staging, target);
@@ -229,12 +265,15 @@ export async function promote(staged: Staged): Promise<void> {
     await Deno.rename(staging, target);
     return;
   }
-  const aside = `${staging}-old`;
+  // Not inside .staging: a run killed between the two renames must not lose the old
+  // installation; the next locked run puts it back (see recoverPrevious).
+  const aside = previousPath(target);
+  await removeTree(aside);
   await Deno.rename(target, aside);
   try {
     await Deno.rename(staging, target);
   } catch (err) {
-    await Deno.rename(aside, target);
+    await Deno.rename(aside, target).catch(() => {});
     throw new PyprimeError(`Cannot replace ${target}: ${(err as Error).message}`, { cause: err });
   }
   await removeTree(aside);

@@ -5,6 +5,10 @@
  * @module
  */
 import { ArchiveError } from "./errors.ts";
+import { isInstallKey } from "./layout.ts";
+
+/** How long the one-line probe may take: a healthy interpreter answers in ~30 ms. */
+const PROBE_TIMEOUT_MS = 60_000;
 
 /** What an interpreter says about itself. */
 export interface InterpreterInfo {
@@ -96,10 +100,18 @@ export function isolatedEnv(): Record<string, string> {
  * info.key; // "cpython-3.12.1-linux-x86_64-gnu"
  * ```
  */
-export async function probeInterpreter(python: string, label: string): Promise<InterpreterInfo> {
+export async function probeInterpreter(
+  python: string,
+  label: string,
+  signal?: AbortSignal,
+): Promise<InterpreterInfo> {
+  // A hung interpreter must neither hang the install nor outlive a Ctrl-C.
+  const timeout = AbortSignal.timeout(PROBE_TIMEOUT_MS);
+  const stop = signal ? AbortSignal.any([signal, timeout]) : timeout;
   let output: Deno.CommandOutput;
   try {
     output = await new Deno.Command(python, {
+      signal: stop,
       // -B: the probe must not leave .pyc files in the tree (they would be stale after
       // the sysconfig rewrite and are the bytecode stage's job).
       args: ["-I", "-B", "-c", PROBE],
@@ -110,10 +122,18 @@ export async function probeInterpreter(python: string, label: string): Promise<I
       stderr: "piped",
     }).output();
   } catch (err) {
+    if (signal?.aborted) throw signal.reason;
     throw new ArchiveError(`Cannot run the interpreter of ${label}: ${(err as Error).message}`, {
       cause: err,
       hint: "the archive may be for another platform; check the platform part of its name",
     });
+  }
+  if (signal?.aborted) throw signal.reason;
+  if (timeout.aborted) {
+    throw new ArchiveError(
+      `Cannot run the interpreter of ${label}: no answer within ${PROBE_TIMEOUT_MS / 1000}s`,
+      { hint: "the archive's interpreter hangs; get the archive again from a trusted source" },
+    );
   }
   const stderr = new TextDecoder().decode(output.stderr).trim().split("\n").at(-1) ?? "";
   if (!output.success) {
@@ -122,6 +142,42 @@ export async function probeInterpreter(python: string, label: string): Promise<I
       { hint: "the archive may be for another platform or incomplete" },
     );
   }
-  const info = JSON.parse(new TextDecoder().decode(output.stdout)) as Omit<InterpreterInfo, "key">;
-  return { ...info, key: keyOf(info) };
+  return parseProbe(new TextDecoder().decode(output.stdout), label);
+}
+
+/**
+ * Checks the probe's answer. The key becomes a folder name under the install dir, so
+ * an answer that does not make a well-formed key is refused rather than trusted.
+ */
+export function parseProbe(text: string, label: string): InterpreterInfo {
+  const bad = (why: string) =>
+    new ArchiveError(`Cannot install ${label}: its interpreter ${why}`, {
+      hint: "this is not a python-build-standalone CPython; get the archive from a trusted source",
+    });
+  let info: Omit<InterpreterInfo, "key">;
+  try {
+    info = JSON.parse(text);
+  } catch {
+    throw bad("did not describe itself (no JSON answer)");
+  }
+  const fields = [
+    "implementation",
+    "version",
+    "minor",
+    "variant",
+    "os",
+    "arch",
+    "libc",
+    "stdlib",
+    "prefix",
+  ];
+  if (
+    typeof info !== "object" || info === null ||
+    fields.some((f) => typeof (info as unknown as Record<string, unknown>)[f] !== "string")
+  ) {
+    throw bad("gave an incomplete description");
+  }
+  const key = keyOf(info);
+  if (!isInstallKey(key)) throw bad(`named itself ${JSON.stringify(key)}, not a CPython key`);
+  return { ...info, key };
 }

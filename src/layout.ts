@@ -11,7 +11,7 @@
  * @module
  */
 import { join, resolve } from "node:path";
-import { ArchiveError } from "./errors.ts";
+import { ArchiveError, PyprimeError } from "./errors.ts";
 
 /** Name of the folder of in-progress installs inside the install dir. */
 export const STAGING_DIR = ".staging";
@@ -39,7 +39,7 @@ export function installDir(flag?: string): string {
   if (xdg) return join(resolve(xdg), "pyprime", "python");
   const home = env("HOME");
   if (!home) {
-    throw new ArchiveError("Cannot choose an install dir: HOME is not set", {
+    throw new PyprimeError("Cannot choose an install dir: HOME is not set", {
       hint: "pass --install-dir DIR or set PYPRIME_PYTHON_INSTALL_DIR",
     });
   }
@@ -96,7 +96,10 @@ export async function installedKeys(dir: string): Promise<string[]> {
     }
   } catch (err) {
     if (err instanceof Deno.errors.NotFound) return [];
-    throw err;
+    throw new PyprimeError(`Cannot read the install dir ${dir}: ${(err as Error).message}`, {
+      cause: err,
+      hint: "pass --install-dir DIR (or PYPRIME_PYTHON_INSTALL_DIR) naming a folder",
+    });
   }
   return keys.sort(compareKeys);
 }

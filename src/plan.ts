@@ -216,6 +216,7 @@ export class Planner {
       stream: opened.stream,
       label: decodeURIComponent(basename(new URL(url).pathname)),
       size: opened.size,
+      fromCache: opened.fromCache,
       commit: () => opened.commit(),
       discard: () => opened.discard(),
     };

@@ -387,3 +387,26 @@ Deno.test("install points python3.X at the newest installed patch; uninstall rep
   assertEquals(await names(h.dir), [".lock", ".staging"]);
   await h.remove();
 });
+
+Deno.test("syncLinks leaves a user's own links into a removed installation alone", async () => {
+  const root = await Deno.makeTempDir();
+  const installs = join(root, "pythons");
+  const bin = join(root, "bin");
+  await Deno.mkdir(join(installs, "cpython-3.12.0-linux-x86_64-gnu", "bin"), { recursive: true });
+  await Deno.writeTextFile(
+    join(installs, "cpython-3.12.0-linux-x86_64-gnu", "bin", "python3.12"),
+    "",
+  );
+  await Deno.mkdir(bin);
+  const gone = join(installs, "cpython-3.12.1-linux-x86_64-gnu", "bin");
+  await Deno.symlink(join(gone, "pip3.12"), join(bin, "pip3.12"));
+  await Deno.symlink(join(gone, "python3.12"), join(bin, "python3.12"));
+  const report = await syncLinks(installs, bin);
+  assertEquals(await Deno.readLink(join(bin, "pip3.12")), join(gone, "pip3.12"));
+  assertEquals(
+    await Deno.readLink(join(bin, "python3.12")),
+    join(installs, "cpython-3.12.0-linux-x86_64-gnu", "bin", "python3.12"),
+  );
+  assertEquals(report.removed, []);
+  await Deno.remove(root, { recursive: true });
+});

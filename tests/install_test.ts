@@ -287,3 +287,21 @@ Deno.test({
     await Deno.remove(home, { recursive: true });
   },
 });
+
+Deno.test("a reinstall killed between its renames is finished by the next run", async () => {
+  const { home, dir } = await tempHome();
+  assertEquals((await install(dir, home, fx.gz, "--no-compile-bytecode")).code, 0);
+  const key = `cpython-${fx.version}-linux-x86_64-gnu`;
+  // What a kill after "move the old one aside" leaves: the key missing, the old tree aside.
+  await Deno.rename(join(dir, key), join(dir, `.${key}.previous`));
+  const other = await runCli(
+    ["uninstall", "cpython-2.7.18-linux-x86_64-gnu", "--install-dir", dir],
+    {
+      env: { HOME: home },
+    },
+  );
+  assertEquals(other.code, 1); // nothing matched, but the locked run recovered the install
+  assertEquals((await listTree(dir)).filter((p) => !p.includes("/")), [".lock", ".staging", key]);
+  assertEquals((await python(join(dir, key, "bin", "python3"), "print(1)")).code, 0);
+  await Deno.remove(home, { recursive: true });
+});
