@@ -15,10 +15,10 @@
  * frozensets in hash order) and neutralise CPython's history-dependent marshal
  * output (see `bytecode_worker.ts`).
  *
- * Isolation: workers get a cleared environment (only {@link WORKER_ENV}), `-s -S`
- * (no site, no `.pth`), `-B`, `-X utf8` and `-W ignore`; `-I`/`-E` are not used
- * because they would ignore `PYTHONHASHSEED`. They ignore SIGINT: on Ctrl-C the
- * coordinator aborts and kills them.
+ * Isolation: workers get a cleared environment (only {@link WORKER_ENV}), `-I` on
+ * CPython 3.11+ (`-s` before, see {@link isolationFlags}), `-S` (no site, no `.pth`),
+ * `-B`, `-X utf8` and `-W ignore`. They ignore SIGINT: on Ctrl-C the coordinator
+ * aborts and kills them.
  *
  * @module
  */
@@ -107,6 +107,20 @@ export const PIPELINE_REFILL = 1;
  * Python < 3.11 marshals frozenset constants; nothing else is inherited.
  */
 export const WORKER_ENV: Readonly<Record<string, string>> = { PYTHONHASHSEED: "0" };
+
+/**
+ * `-I` (isolated mode) for CPython 3.11 and later, whose marshal output does not
+ * depend on string hashes. Before 3.11 frozenset constants are written in hash order,
+ * so those workers need `PYTHONHASHSEED=0`, which `-I` (through `-E`) would ignore:
+ * they get `-s` and the otherwise empty environment instead. The version is read
+ * from the resolved interpreter's name (`python3.12`, `python3.13t`); an unknown
+ * name gets the form that is reproducible everywhere.
+ */
+export function isolationFlags(realPython: string): string[] {
+  const m = /python(\d+)\.(\d+)t?$/.exec(realPython);
+  const modern = m !== null && (Number(m[1]) > 3 || (Number(m[1]) === 3 && Number(m[2]) >= 11));
+  return modern ? ["-I"] : ["-s"];
+}
 
 const DEFAULT_TIMEOUT_MS = 60_000;
 const STDERR_TAIL_BYTES = 4096;
@@ -481,10 +495,10 @@ class Pool {
   spawn(count: number): void {
     const { mode, levels, ddirFrom, ddirTo } = this.#settings;
     const args = [
-      // -s -S: no site, no .pth files; -B: codec imports must not write .pyc
-      // next to the files being compiled; -X utf8: paths decode the same
-      // whatever the locale. Not -I/-E: they would ignore PYTHONHASHSEED.
-      ...["-s", "-S", "-B", "-X", "utf8", "-W", "ignore", "-c", WORKER_SOURCE],
+      // -S: no site, no .pth files; -B: codec imports must not write .pyc next to
+      // the files being compiled; -X utf8: paths decode the same whatever the locale.
+      ...isolationFlags(this.#python),
+      ...["-S", "-B", "-X", "utf8", "-W", "ignore", "-c", WORKER_SOURCE],
       ...[mode, levels.join(","), ddirFrom, ddirTo, this.#options.testHooks?.stallOn ?? ""],
     ];
     for (let i = 0; i < count; i++) {

@@ -1,6 +1,11 @@
 import assert from "node:assert/strict";
 import { dirname, join } from "node:path";
-import { type CompileOptions, compileTree, findInterpreterFor } from "../src/bytecode.ts";
+import {
+  type CompileOptions,
+  compileTree,
+  findInterpreterFor,
+  isolationFlags,
+} from "../src/bytecode.ts";
 import { runCompile } from "../src/cmd_compile.ts";
 import { CompileError, PyprimeError } from "../src/errors.ts";
 import { Output } from "../src/output.ts";
@@ -756,4 +761,12 @@ Deno.test("the worker writes what py_compile writes", async () => {
     await Deno.remove(root, { recursive: true });
     await Deno.remove(ref, { recursive: true });
   }
+});
+
+Deno.test("isolationFlags uses -I from CPython 3.11 on, -s with PYTHONHASHSEED before", () => {
+  assert.deepEqual(isolationFlags("/x/bin/python3.11"), ["-I"]);
+  assert.deepEqual(isolationFlags("/x/bin/python3.13t"), ["-I"]);
+  assert.deepEqual(isolationFlags("/x/bin/python3.10"), ["-s"]);
+  assert.deepEqual(isolationFlags("/x/bin/python3.8"), ["-s"]);
+  assert.deepEqual(isolationFlags("/x/bin/python"), ["-s"]);
 });
