@@ -44,6 +44,11 @@ function executableOf(installDir: string, key: string): string {
 /** The names of the links pyprime creates: `python`, `python3`, `python3.X`, `python3.Xt`. */
 const MANAGED_NAME = /^python(3(\.\d+t?)?)?$/;
 
+/** The platform part of a key: `linux-x86_64-gnu` of `cpython-3.12.1-linux-x86_64-gnu`. */
+function platformOf(key: string): string {
+  return key.split("-").slice(2).join("-");
+}
+
 /** What {@link syncLinks} did. */
 export interface LinkReport {
   /** Links created or repointed: name → target. */
@@ -93,21 +98,30 @@ export async function syncLinks(
   options: SyncOptions = {},
 ): Promise<LinkReport> {
   const keys = (await installedKeys(installDir)).sort(compareKeys);
+  // Newest patch per link name and platform: an install for another machine in the
+  // same dir (say aarch64) must not take over this machine's python3.12.
   const newest = new Map<string, string>();
+  const slot = (name: string, key: string) => `${name} ${platformOf(key)}`;
   for (const key of keys) {
     const name = minorLinkName(key);
-    if (name) newest.set(name, key); // sorted ascending: the last one wins
+    if (name) newest.set(slot(name, key), key); // sorted ascending: the last one wins
   }
-  const owned = async (name: string) =>
-    (await readLink(join(bin, name)))?.startsWith(installDir + sep) ?? false;
+  const targetKey = (target: string | undefined) =>
+    target?.startsWith(installDir + sep) ? relative(installDir, target).split(sep)[0] : undefined;
+  const owned = async (name: string) => targetKey(await readLink(join(bin, name))) !== undefined;
 
   const wanted = new Map<string, string>();
   for (const key of options.installed ?? []) {
     const name = minorLinkName(key);
-    if (name) wanted.set(name, executableOf(installDir, newest.get(name)!));
+    if (name) wanted.set(name, executableOf(installDir, newest.get(slot(name, key))!));
   }
-  for (const [name, key] of newest) {
-    if (!wanted.has(name) && await owned(name)) wanted.set(name, executableOf(installDir, key));
+  for (const key of newest.values()) {
+    const name = minorLinkName(key)!;
+    if (wanted.has(name)) continue;
+    const current = targetKey(await readLink(join(bin, name)));
+    if (current !== undefined && platformOf(current) === platformOf(key)) {
+      wanted.set(name, executableOf(installDir, key));
+    }
   }
   if (options.defaultKey) {
     const target = executableOf(installDir, options.defaultKey);
@@ -141,7 +155,7 @@ export async function syncLinks(
     if (!target?.startsWith(installDir + sep) || await existsAny(target)) continue;
     const goneKey = relative(installDir, target).split(sep)[0];
     const minor = minorLinkName(goneKey);
-    const replacement = minor === undefined ? undefined : newest.get(minor);
+    const replacement = minor === undefined ? undefined : newest.get(slot(minor, goneKey));
     if (replacement !== undefined) {
       const next = executableOf(installDir, replacement);
       await placeLink(bin, entry.name, next);

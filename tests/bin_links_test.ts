@@ -410,3 +410,19 @@ Deno.test("syncLinks leaves a user's own links into a removed installation alone
   assertEquals(report.removed, []);
   await Deno.remove(root, { recursive: true });
 });
+
+Deno.test("syncLinks keeps python3.X on this platform when another platform has a newer patch", async () => {
+  const root = await Deno.makeTempDir();
+  const installs = join(root, "pythons");
+  const bin = join(root, "bin");
+  for (const key of ["cpython-3.12.1-linux-x86_64-gnu", "cpython-3.12.9-linux-aarch64-gnu"]) {
+    await Deno.mkdir(join(installs, key, "bin"), { recursive: true });
+    await Deno.writeTextFile(join(installs, key, "bin", "python3.12"), "");
+  }
+  await syncLinks(installs, bin, { installed: ["cpython-3.12.1-linux-x86_64-gnu"] });
+  const ours = join(installs, "cpython-3.12.1-linux-x86_64-gnu", "bin", "python3.12");
+  assertEquals(await Deno.readLink(join(bin, "python3.12")), ours);
+  await syncLinks(installs, bin); // a later sync (e.g. after an uninstall) keeps it too
+  assertEquals(await Deno.readLink(join(bin, "python3.12")), ours);
+  await Deno.remove(root, { recursive: true });
+});
