@@ -174,14 +174,12 @@ export async function stageArchive(source: ArchiveSource, options: StageOptions)
     return await stageInto(staging, source, options);
   } catch (err) {
     await removeTree(staging);
-    // Evict a cached archive only when its bytes were bad, never on a signal or a
-    // failure of ours: with --offline it may be the only copy.
-    if (
-      err instanceof ChecksumMismatchError || err instanceof ArchiveError ||
-      err instanceof UnsafeEntryError
-    ) {
-      await source.discard?.();
-    }
+    // A partial download is always dropped; a cached archive is evicted only when its
+    // bytes were bad, never on a signal or a failure of ours: with --offline it may be
+    // the only copy.
+    const bad = err instanceof ChecksumMismatchError || err instanceof ArchiveError ||
+      err instanceof UnsafeEntryError;
+    if (bad || !source.fromCache) await source.discard?.();
     throw err;
   }
 }

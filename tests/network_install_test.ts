@@ -876,3 +876,49 @@ Deno.test("list, find and uninstall over installed and catalog Pythons, in text 
   assertEquals(empty.code, 1);
   await w.remove();
 });
+
+Deno.test("install interrupted while installing from the cache keeps the cached archive", async () => {
+  const w = await world();
+  await withServer(w.mirror, {}, async (server) => {
+    const first = await install(w, [fx.tag], ["--mirror", server.url, "--cache-dir", w.cache]);
+    assertEquals(first.code, 0, first.stderr);
+  });
+  assertEquals(await names(w.cache), [ARCHIVE]);
+  await Deno.remove(join(w.dir, KEY), { recursive: true });
+  // The server is gone: only the cache can serve this install, with compilation on.
+  const [cmd, ...args] = await argv([
+    "install",
+    fx.tag,
+    "--catalog",
+    w.catalog,
+    "--platform",
+    PLATFORM,
+    "--install-dir",
+    w.dir,
+    "--mirror",
+    "http://127.0.0.1:9/",
+    "--cache-dir",
+    w.cache,
+    "--offline",
+    "--no-bin",
+  ]);
+  const child = new Deno.Command(cmd, {
+    args,
+    clearEnv: true,
+    env: cliEnv({ HOME: w.home }),
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const deadline = Date.now() + 15_000;
+  while ((await listTree(join(w.dir, ".staging"))).filter((p) => p.includes("/")).length < 20) {
+    assert(Date.now() < deadline, "the install never started extracting");
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  child.kill("SIGINT");
+  const out = await child.output();
+  assertEquals(out.code, 130, new TextDecoder().decode(out.stderr));
+  assertEquals(await names(w.cache), [ARCHIVE]);
+  assertEquals((await Deno.stat(join(w.cache, ARCHIVE))).size, fx.sizes[fx.zst]);
+  await assertNothingLeft(w);
+  await w.remove();
+});
