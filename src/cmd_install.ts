@@ -90,6 +90,8 @@ export interface InstallOutcome {
   bytecode?: CompileReport;
   /** Permissions dropped before compiling. */
   revoked: string[];
+  /** Installed for another platform (`--platform`): not probed, not compiled, not linked. */
+  foreign?: boolean;
 }
 
 /** Aborts `controller` on SIGINT/SIGTERM; returns the function that stops listening. */
@@ -235,6 +237,7 @@ async function installAll(
           limits: options.limits,
           signal,
           onBytes: (n) => bar.update(n),
+          foreign: plan.foreign ? plan.download : undefined,
         });
       } catch (err) {
         if (!(err instanceof NetworkError && err.restartable) || attempt >= RESTARTS) throw err;
@@ -272,7 +275,8 @@ async function linkExecutables(
   out: Output,
 ): Promise<void> {
   // Already-installed keys too: their links may be missing or waiting for --force.
-  const installed = outcomes.map((o) => o.key);
+  // Interpreters for another machine get no links: they cannot run here.
+  const installed = outcomes.filter((o) => !o.foreign).map((o) => o.key);
   const defaultKey = options.default ? outcomes.at(-1)?.key : undefined;
   if (installed.length === 0) return;
   const bin = binDir(options.binDir);
@@ -319,6 +323,7 @@ async function finish(
     files: staged.extract.files,
     extractSeconds: round(staged.extractSeconds),
     revoked,
+    ...(staged.foreign ? { foreign: true } : {}),
   };
   if (staged.alreadyInstalled) {
     await removeTree(staged.staging);
@@ -328,7 +333,14 @@ async function finish(
     return { ...base, status: "already-installed" };
   }
   try {
-    const bytecode = options.bytecode
+    const runnable = staged.foreign === undefined;
+    if (options.bytecode && !runnable) {
+      out.warn(
+        `Bytecode not compiled: ${info.key} cannot run on this machine`,
+        `run \`pyprime compile ${target}\` on a ${info.os}-${info.arch}-${info.libc} machine`,
+      );
+    }
+    const bytecode = options.bytecode && runnable
       ? await compileStaged(staged, options.bytecode, signal, out)
       : undefined;
     const replacing = await Deno.lstat(target).then(() => true, () => false);

@@ -10,7 +10,9 @@ import { type ArchiveFormat, decompress } from "./decompress.ts";
 import { sha256Tap, verifySha256 } from "./digest.ts";
 import { ArchiveError, ChecksumMismatchError, PyprimeError, UnsafeEntryError } from "./errors.ts";
 import { type ExtractLimits, type ExtractResult, extractTar } from "./extract.ts";
-import { type InterpreterInfo, probeInterpreter } from "./interpreter.ts";
+import { type InterpreterInfo, keyOf, probeInterpreter } from "./interpreter.ts";
+import type { Download } from "./catalog.ts";
+import { formatVersion } from "./request.ts";
 import { pbsEntryPath, STAGING_DIR } from "./layout.ts";
 import { rewriteSysconfig } from "./sysconfig.ts";
 
@@ -44,6 +46,11 @@ export interface StageOptions {
   signal?: AbortSignal;
   /** Progress of bytes read from the source. */
   onBytes?: (bytes: number) => void;
+  /**
+   * For an archive of another platform: what the catalog says it is. Its interpreter
+   * cannot run here, so it is not probed and the installation is named from this.
+   */
+  foreign?: Download;
 }
 
 /** An archive extracted and checked in a staging folder, not yet visible. */
@@ -68,6 +75,8 @@ export interface Staged {
   alreadyInstalled: boolean;
   /** The archive's source, for commit/discard. */
   source: ArchiveSource;
+  /** Set for an archive of another platform: the catalog entry it was named from. */
+  foreign?: Download;
 }
 
 /** Creates the install dir and returns its real path (so staging paths and final paths agree). */
@@ -207,7 +216,9 @@ async function stageInto(
   const extractSeconds = (performance.now() - started) / 1000;
 
   const python = await findInterpreter(staging, source.label);
-  const info = await probeInterpreter(python, source.label, options.signal);
+  const info = options.foreign
+    ? describeDownload(options.foreign, staging)
+    : await probeInterpreter(python, source.label, options.signal);
   const target = join(options.installDir, info.key);
   const alreadyInstalled = !options.reinstall && await exists(target);
   if (!alreadyInstalled) await rewriteSysconfig(staging, target);
@@ -222,7 +233,26 @@ async function stageInto(
     extractSeconds,
     alreadyInstalled,
     source,
+    foreign: options.foreign,
   };
+}
+
+/** What a catalog download says about its interpreter, for one that cannot run here. */
+function describeDownload(download: Download, staging: string): InterpreterInfo {
+  const { major, minor } = download.version;
+  const t = download.variant?.includes("freethreaded") ? "t" : "";
+  const info = {
+    implementation: "cpython",
+    version: formatVersion(download.version),
+    minor: `${major}.${minor}`,
+    variant: download.variant ?? "",
+    os: download.os,
+    arch: download.arch,
+    libc: download.libc,
+    stdlib: join(staging, "lib", `python${major}.${minor}${t}`),
+    prefix: staging,
+  };
+  return { ...info, key: keyOf(info) };
 }
 
 function countBytes(onBytes: (n: number) => void): TransformStream<Uint8Array, Uint8Array> {

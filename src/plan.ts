@@ -121,6 +121,11 @@ export interface Plan {
   download?: Download;
   /** The sha256 the bytes must have, when known. */
   sha256?: string;
+  /**
+   * The download is for another machine (`--platform` names another OS, architecture or
+   * libc): its interpreter cannot be run here to be probed or to compile bytecode.
+   */
+  foreign?: boolean;
   /** Opens the bytes; may be called again to start over. */
   open(
     signal: AbortSignal,
@@ -163,6 +168,13 @@ export class Planner {
       : detectPlatform();
   }
 
+  /** True when `--platform` names a machine whose interpreters cannot run on this one. */
+  async foreign(): Promise<boolean> {
+    if (!this.settings.platform) return false;
+    const [target, host] = await Promise.all([this.platform(), detectPlatform()]);
+    return target.os !== host.os || target.arch !== host.arch || target.libc !== host.libc;
+  }
+
   /**
    * Plans one source.
    *
@@ -192,6 +204,7 @@ export class Planner {
           request,
           download,
           sha256: expected,
+          foreign: await this.foreign(),
           open: (s, p) => this.#openUrl(url, expected, s, p),
         };
       }

@@ -922,3 +922,38 @@ Deno.test("install interrupted while installing from the cache keeps the cached 
   await assertNothingLeft(w);
   await w.remove();
 });
+
+Deno.test("install --platform for another machine names the install from the catalog, compiles and links nothing", async () => {
+  const w = await world();
+  const foreignKey = `cpython-${fx.version}-linux-aarch64-gnu`;
+  await Deno.writeTextFile(
+    w.catalog,
+    JSON.stringify({
+      [foreignKey]: uvEntry(fx.version, pbsUrl(ARCHIVE), fx.sha256[fx.zst], "aarch64"),
+    }),
+  );
+  const r = await pyprime(w, [
+    "install",
+    fx.tag,
+    "--catalog",
+    w.catalog,
+    "--platform",
+    "linux-aarch64-gnu",
+    "--install-dir",
+    w.dir,
+    "--mirror",
+    w.mirror,
+    "--offline",
+    "--json",
+  ]);
+  assertEquals(r.code, 0, r.stderr);
+  const [outcome] = JSON.parse(r.stdout);
+  assertEquals([outcome.key, outcome.foreign, outcome.bytecode], [foreignKey, true, undefined]);
+  assertMatch(r.stderr, /warning: Bytecode not compiled: .*cannot run on this machine/);
+  const stdlib = join(w.dir, foreignKey, "lib", `python${fx.tag}`);
+  assert((await listTree(stdlib)).every((p) => !p.endsWith(".pyc")), "no bytecode expected");
+  const data = (await names(stdlib)).find((n) => n.startsWith("_sysconfigdata_"))!;
+  assertMatch(await Deno.readTextFile(join(stdlib, data)), re(join(w.dir, foreignKey)));
+  assertEquals(await names(join(w.home, ".local", "bin")), []);
+  await w.remove();
+});
