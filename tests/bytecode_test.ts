@@ -9,11 +9,20 @@ import {
 import { runCompile } from "../src/cmd_compile.ts";
 import { CompileError, PyprimeError } from "../src/errors.ts";
 import { Output } from "../src/output.ts";
+import { sourcePython } from "./fixtures.ts";
 
-const PREFIX = "/root/.pyenv/versions/3.12.1";
-const PYTHON = `${PREFIX}/bin/python3`;
-const STDLIB = `${PREFIX}/lib/python3.12`;
-const TAG = "cpython-312";
+// The interpreter the fixtures use (pyenv 3.12.1 on this project's machines, else
+// python3 on PATH), described by itself so the tests run wherever the suite runs.
+const [PYTHON, PREFIX, STDLIB, TAG] = new TextDecoder().decode(
+  new Deno.Command(sourcePython() ?? "python3", {
+    args: [
+      "-c",
+      "import os, sys, sysconfig; print(os.path.realpath(sys.executable)); " +
+      "print(sys.base_prefix); print(sysconfig.get_paths()['stdlib']); print(sys.implementation.cache_tag)",
+    ],
+    stdout: "piped",
+  }).outputSync().stdout,
+).trim().split("\n");
 const STDLIB_DIRS = [
   "email",
   "json",
@@ -662,7 +671,7 @@ Deno.test("findInterpreterFor walks up to the installation holding bin/python3 a
     // The walk stops below "/": a merged-/usr root looks like an installation.
     assert.equal(await findInterpreterFor(join(root, "other", "lib")), undefined);
     assert.equal(await findInterpreterFor(join(root, "nowhere")), undefined);
-    assert.equal(await findInterpreterFor(join(STDLIB, "json")), PYTHON);
+    assert.equal(await findInterpreterFor(join(STDLIB, "json")), join(PREFIX, "bin", "python3"));
   } finally {
     await Deno.remove(root, { recursive: true });
   }
