@@ -11,6 +11,7 @@ import { type BytecodeSettings, runInstall } from "./src/cmd_install.ts";
 import { runCompile } from "./src/cmd_compile.ts";
 import { runDir, runFind, runList, runUninstall } from "./src/cmd_manage.ts";
 import { runSelfCheck } from "./src/cmd_doctor.ts";
+import { envValue as env } from "./src/env.ts";
 import { causeChain, PyprimeError } from "./src/errors.ts";
 import { Output } from "./src/output.ts";
 
@@ -86,11 +87,6 @@ function withBytecodeFlags(cmd: Command): Command {
 
 function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
-}
-
-function env(name: string): string | undefined {
-  const value = Deno.env.get(name);
-  return value === undefined || value === "" ? undefined : value;
 }
 
 function compileByDefault(): boolean {

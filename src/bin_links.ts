@@ -7,17 +7,14 @@
  * @module
  */
 import { delimiter, join, relative, resolve, sep } from "node:path";
+import { envValue } from "./env.ts";
 import { compareKeys, installedKeys, KEY_PATTERN } from "./layout.ts";
 
 /** The bin dir: `--bin-dir`, else `PYPRIME_PYTHON_BIN_DIR`, else `$XDG_BIN_HOME`, else `~/.local/bin`. */
 export function binDir(flag?: string): string {
-  const pick = (name: string) => {
-    const value = Deno.env.get(name);
-    return value === undefined || value === "" ? undefined : value;
-  };
-  const chosen = flag ?? pick("PYPRIME_PYTHON_BIN_DIR") ?? pick("XDG_BIN_HOME");
+  const chosen = flag ?? envValue("PYPRIME_PYTHON_BIN_DIR") ?? envValue("XDG_BIN_HOME");
   if (chosen) return resolve(chosen);
-  return join(pick("HOME") ?? "/", ".local", "bin");
+  return join(envValue("HOME") ?? "/", ".local", "bin");
 }
 
 /** True when `dir` is one of the folders on `PATH`. */

@@ -11,17 +11,13 @@
  * @module
  */
 import { join, resolve } from "node:path";
+import { envValue as env } from "./env.ts";
 import { ArchiveError, PyprimeError } from "./errors.ts";
 
 /** Name of the folder of in-progress installs inside the install dir. */
 export const STAGING_DIR = ".staging";
 /** Name of the lock file inside the install dir. */
 export const LOCK_FILE = ".lock";
-
-function env(name: string): string | undefined {
-  const value = Deno.env.get(name);
-  return value === undefined || value === "" ? undefined : value;
-}
 
 /**
  * The install dir: `--install-dir`, else `PYPRIME_PYTHON_INSTALL_DIR`, else

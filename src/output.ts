@@ -6,6 +6,7 @@
  */
 import cliProgress from "cli-progress";
 import process from "node:process";
+import { envValue } from "./env.ts";
 
 /** How chatty the run is. */
 export type Verbosity = "quiet" | "normal" | "verbose";
@@ -32,14 +33,6 @@ export interface Progress {
 
 const encoder = new TextEncoder();
 
-function envFlag(name: string): string | undefined {
-  try {
-    return Deno.env.get(name);
-  } catch {
-    return undefined;
-  }
-}
-
 /**
  * The run's printer.
  *
@@ -65,7 +58,7 @@ export class Output {
     this.verbosity = options.verbosity ?? "normal";
     this.json = options.json ?? false;
     const tty = Deno.stderr.isTerminal();
-    const noColor = (envFlag("NO_COLOR") ?? "") !== "";
+    const noColor = envValue("NO_COLOR") !== undefined;
     this.color = options.color ?? (tty && !noColor);
     this.progress = options.progress ??
       (tty && this.verbosity !== "quiet" && !this.json);

@@ -19,6 +19,7 @@ import type { ArchiveSource } from "./install.ts";
 import { detectPlatform, parsePlatformOverride, type Platform } from "./platform.ts";
 import { parseRequest, type PythonRequest } from "./request.ts";
 import { openFile, openStdin } from "./source.ts";
+import { envValue } from "./env.ts";
 import { PyprimeError } from "./errors.ts";
 
 /** Download tuning a plan passes to {@link openUrl}. */
@@ -42,12 +43,7 @@ export const DOWNLOAD_ENV = {
 
 /** Reads a variable; one the permission set does not grant counts as unset. */
 function readEnv(name: string): string | undefined {
-  try {
-    const value = Deno.env.get(name);
-    return value === undefined || value.trim() === "" ? undefined : value.trim();
-  } catch {
-    return undefined;
-  }
+  return envValue(name)?.trim() || undefined;
 }
 
 function envNumber(name: string, integer: boolean): number | undefined {
@@ -137,6 +133,7 @@ export interface Plan {
 export class Planner {
   #catalog?: Promise<Catalog>;
   #platform?: Promise<Platform>;
+  #host?: Promise<Platform>;
   readonly #download: DownloadTuning;
 
   /** Creates a planner for `settings`; throws when a {@link DOWNLOAD_ENV} variable is malformed. */
@@ -171,7 +168,9 @@ export class Planner {
   /** True when `--platform` names a machine whose interpreters cannot run on this one. */
   async foreign(): Promise<boolean> {
     if (!this.settings.platform) return false;
-    const [target, host] = await Promise.all([this.platform(), detectPlatform()]);
+    // Detecting the host reads /proc/cpuinfo through a subprocess: once per command.
+    this.#host ??= detectPlatform();
+    const [target, host] = await Promise.all([this.platform(), this.#host]);
     return target.os !== host.os || target.arch !== host.arch || target.libc !== host.libc;
   }
 

@@ -86,7 +86,11 @@ export async function runCli(args: string[], options: CliOptions = {}): Promise<
       await writer.close().catch(() => {});
     }
   }
-  const output = await child.output();
+  return decodeOutput(await child.output());
+}
+
+/** A finished process's exit code, signal and decoded output. */
+export function decodeOutput(output: Deno.CommandOutput): CliResult {
   const decoder = new TextDecoder();
   return {
     code: output.code,

@@ -4,17 +4,7 @@ import zlib from "node:zlib";
 import { packTar } from "modern-tar";
 import { decompress, sniffFormat } from "../src/decompress.ts";
 import { ArchiveError } from "../src/errors.ts";
-
-function streamOf(bytes: Uint8Array, chunk = 7): ReadableStream<Uint8Array> {
-  let offset = 0;
-  return new ReadableStream({
-    pull(controller) {
-      if (offset >= bytes.length) return controller.close();
-      controller.enqueue(bytes.slice(offset, offset + chunk));
-      offset += chunk;
-    },
-  });
-}
+import { streamOf } from "./helpers.ts";
 
 async function collect(stream: ReadableStream<Uint8Array>): Promise<Uint8Array> {
   return new Uint8Array(await new Response(stream).arrayBuffer());
@@ -26,7 +16,7 @@ Deno.test("decompress picks gzip, zstd and plain tar by magic bytes, not by name
   const gz = zlib.gzipSync(tar);
   const zst = zlib.zstdCompressSync(tar);
   for (const [bytes, format] of [[gz, "gzip"], [zst, "zstd"], [tar, "tar"]] as const) {
-    const out = await decompress(streamOf(new Uint8Array(bytes)), "archive.tar.gz");
+    const out = await decompress(streamOf(new Uint8Array(bytes), 7), "archive.tar.gz");
     assertEquals(out.format, format);
     assertEquals(await collect(out.stream), tar);
   }
@@ -51,7 +41,7 @@ Deno.test("decompress rejects xz, bzip2, zip and empty input with the archive's 
     [[], /x\.tar: it is empty/],
   ];
   for (const [bytes, pattern] of cases) {
-    await assertStrict.rejects(decompress(streamOf(new Uint8Array(bytes)), "x.tar"), (err) => {
+    await assertStrict.rejects(decompress(streamOf(new Uint8Array(bytes), 7), "x.tar"), (err) => {
       assertStrict.ok(err instanceof ArchiveError);
       assertMatch((err as Error).message, pattern);
       return true;
@@ -62,11 +52,11 @@ Deno.test("decompress rejects xz, bzip2, zip and empty input with the archive's 
 Deno.test("decompress surfaces a bad gzip CRC and a corrupt zstd frame as stream errors", async () => {
   const gz = new Uint8Array(zlib.gzipSync(tar));
   gz[gz.length - 6] ^= 0xff; // inside the CRC32 trailer
-  const bad = await decompress(streamOf(gz), "bad.tar.gz");
+  const bad = await decompress(streamOf(gz, 7), "bad.tar.gz");
   await assertStrict.rejects(collect(bad.stream));
   const zst = new Uint8Array(zlib.zstdCompressSync(tar));
   zst.fill(0x55, 8, zst.length - 4);
-  const corrupt = await decompress(streamOf(zst), "bad.tar.zst");
+  const corrupt = await decompress(streamOf(zst, 7), "bad.tar.zst");
   await assertStrict.rejects(collect(corrupt.stream));
 });
 

@@ -7,6 +7,7 @@ import {
   type ExtractResult,
   extractTar,
 } from "../src/extract.ts";
+import { streamOf } from "./helpers.ts";
 
 const encoder = new TextEncoder();
 const MTIME = new Date("2020-01-02T03:04:05Z");
@@ -24,18 +25,6 @@ function tar(specs: Spec[]): Promise<Bytes> {
     };
   });
   return packTar(entries);
-}
-
-/** Streams `bytes` in small, odd-sized chunks so entries straddle chunk boundaries. */
-function streamOf(bytes: Bytes, chunk = 700): ReadableStream<Bytes> {
-  let offset = 0;
-  return new ReadableStream({
-    pull(controller) {
-      if (offset >= bytes.length) return controller.close();
-      controller.enqueue(bytes.slice(offset, offset + chunk));
-      offset += chunk;
-    },
-  });
 }
 
 /**
@@ -60,7 +49,7 @@ async function extract(
   options: Partial<ExtractOptions> = {},
 ): Promise<ExtractResult> {
   const bytes = specs instanceof Uint8Array ? specs : await tar(specs);
-  return extractTar(streamOf(bytes), { dest, label: "test.tar", ...options });
+  return extractTar(streamOf(bytes, 700), { dest, label: "test.tar", ...options });
 }
 
 // deno-lint-ignore no-explicit-any
@@ -634,7 +623,7 @@ Deno.test("extractTar reports a bad gzip CRC from DecompressionStream as Archive
         .arrayBuffer(),
     );
     gz[gz.length - 8] ^= 0xff; // first byte of the CRC32 trailer
-    const stream = streamOf(gz).pipeThrough(new DecompressionStream("gzip"));
+    const stream = streamOf(gz, 700).pipeThrough(new DecompressionStream("gzip"));
     const error = await rejection(extractTar(stream, { dest, label: "bad.tar.gz" }), ArchiveError);
     assert.match(error.message, /^Cannot read bad\.tar\.gz: /);
     assert.ok(error.cause !== undefined);
@@ -646,7 +635,7 @@ Deno.test("extractTar rejects with the signal's reason when aborted before it st
     const reason = new Error("stop");
     const bytes = await tar([{ name: "a", body: "x" }]);
     const error = await rejection(
-      extractTar(streamOf(bytes), { dest, signal: AbortSignal.abort(reason) }),
+      extractTar(streamOf(bytes, 700), { dest, signal: AbortSignal.abort(reason) }),
       Error,
     );
     assert.equal(error, reason);

@@ -30,3 +30,18 @@ export async function names(dir: string): Promise<string[]> {
     throw err;
   }
 }
+
+/**
+ * Streams `bytes` in chunks of `chunk` bytes (odd sizes make entries and magic bytes
+ * straddle chunk boundaries).
+ */
+export function streamOf<T extends Uint8Array>(bytes: T, chunk: number): ReadableStream<T> {
+  let offset = 0;
+  return new ReadableStream({
+    pull(controller) {
+      if (offset >= bytes.length) return controller.close();
+      controller.enqueue(bytes.slice(offset, offset + chunk) as T);
+      offset += chunk;
+    },
+  });
+}

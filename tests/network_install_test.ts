@@ -17,7 +17,7 @@ import { permissionFlags } from "../scripts/permissions.ts";
 import { PBS_PREFIX } from "../src/catalog.ts";
 import { DOWNLOAD_ENV } from "../src/plan.ts";
 import { assert, assertEquals, assertMatch, assertNotMatch } from "./assert.ts";
-import { cliEnv, type CliResult, ROOT } from "./cli.ts";
+import { cliEnv, type CliResult, decodeOutput, ROOT } from "./cli.ts";
 import { type FaultScript, type FaultServer, startFaultServer } from "./fault_server.ts";
 import { FIXTURE_CACHE, fixtures } from "./fixtures.ts";
 import { listTree, names } from "./helpers.ts";
@@ -150,6 +150,28 @@ async function argv(args: string[]): Promise<string[]> {
   return [Deno.execPath(), "run", ...(await permissionFlags()), MAIN, ...args];
 }
 
+/** Starts `install TAG` from `mirror` into the world's dirs and cache, to be signalled. */
+async function spawnInstall(
+  w: World,
+  mirror: string,
+  extra: string[],
+  env: Record<string, string> = {},
+): Promise<Deno.ChildProcess> {
+  const [cmd, ...args] = await argv([
+    "install",
+    fx.tag,
+    ...["--catalog", w.catalog, "--platform", PLATFORM, "--install-dir", w.dir],
+    ...["--mirror", mirror, "--cache-dir", w.cache, "--no-bin", ...extra],
+  ]);
+  return new Deno.Command(cmd, {
+    args,
+    clearEnv: true,
+    env: cliEnv({ HOME: w.home, ...env }),
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+}
+
 /** Runs `[prefix…] deno run … main.ts ARGS` with HOME and fast download settings. */
 async function pyprime(
   w: World,
@@ -166,13 +188,7 @@ async function pyprime(
     stdout: "piped",
     stderr: "piped",
   }).output();
-  const decoder = new TextDecoder();
-  return {
-    code: output.code,
-    signal: output.signal,
-    stdout: decoder.decode(output.stdout),
-    stderr: decoder.decode(output.stderr),
-  };
+  return decodeOutput(output);
 }
 
 /** `install REQUESTS --catalog --platform --install-dir --no-compile-bytecode --no-bin …`. */
@@ -461,28 +477,7 @@ Deno.test("install times out a stalled body (PYPRIME_HTTP_TIMEOUT) and leaves no
 Deno.test("install stopped by SIGTERM mid-download exits 143 and leaves nothing", async () => {
   const w = await world();
   await withServer(w.mirror, { [ARCHIVE_PATH]: { stallAfter: 0.5 } }, async (server) => {
-    const [cmd, ...args] = await argv([
-      "install",
-      fx.tag,
-      "--catalog",
-      w.catalog,
-      "--platform",
-      PLATFORM,
-      "--install-dir",
-      w.dir,
-      "--mirror",
-      server.url,
-      "--cache-dir",
-      w.cache,
-      "--no-bin",
-    ]);
-    const child = new Deno.Command(cmd, {
-      args,
-      clearEnv: true,
-      env: cliEnv({ HOME: w.home, [DOWNLOAD_ENV.timeout]: "60" }),
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
+    const child = await spawnInstall(w, server.url, [], { [DOWNLOAD_ENV.timeout]: "60" });
     // Wait until half the archive is in the cache's part file: the body has stalled.
     const deadline = Date.now() + 15_000;
     const half = Math.floor(fx.sizes[fx.zst] / 2);
@@ -886,29 +881,7 @@ Deno.test("install interrupted while installing from the cache keeps the cached 
   assertEquals(await names(w.cache), [ARCHIVE]);
   await Deno.remove(join(w.dir, KEY), { recursive: true });
   // The server is gone: only the cache can serve this install, with compilation on.
-  const [cmd, ...args] = await argv([
-    "install",
-    fx.tag,
-    "--catalog",
-    w.catalog,
-    "--platform",
-    PLATFORM,
-    "--install-dir",
-    w.dir,
-    "--mirror",
-    "http://127.0.0.1:9/",
-    "--cache-dir",
-    w.cache,
-    "--offline",
-    "--no-bin",
-  ]);
-  const child = new Deno.Command(cmd, {
-    args,
-    clearEnv: true,
-    env: cliEnv({ HOME: w.home }),
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
+  const child = await spawnInstall(w, "http://127.0.0.1:9/", ["--offline"]);
   const deadline = Date.now() + 15_000;
   while ((await listTree(join(w.dir, ".staging"))).filter((p) => p.includes("/")).length < 20) {
     assert(Date.now() < deadline, "the install never started extracting");
