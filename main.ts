@@ -7,10 +7,7 @@
 import { Command, CommanderError, Option } from "commander";
 import config from "./deno.json" with { type: "json" };
 import type { InvalidationMode } from "./src/bytecode.ts";
-import { type BytecodeSettings, runInstall } from "./src/cmd_install.ts";
-import { runCompile } from "./src/cmd_compile.ts";
-import { runDir, runFind, runList, runUninstall } from "./src/cmd_manage.ts";
-import { runSelfCheck } from "./src/cmd_doctor.ts";
+import type { BytecodeSettings } from "./src/cmd_compile.ts";
 import { envValue as env } from "./src/env.ts";
 import { causeChain, PyprimeError } from "./src/errors.ts";
 import { Output } from "./src/output.ts";
@@ -101,6 +98,11 @@ function limitFlag(value: string | undefined, flag: string): number | undefined 
   return value === undefined ? undefined : positiveInt(value, flag);
 }
 
+/** The modules of list, find, uninstall and dir. */
+function manage() {
+  return import("./src/cmd_manage.ts");
+}
+
 function buildProgram(run: (code: Promise<number> | number) => void): Command {
   const program = new Command("pyprime")
     .description("Install python-build-standalone CPython with a bytecode-compiled stdlib")
@@ -146,29 +148,35 @@ function buildProgram(run: (code: Promise<number> | number) => void): Command {
     const out = outputFor(cmd.optsWithGlobals());
     const explicit = cmd.getOptionValueSource("compileBytecode") === "cli";
     const compile = explicit ? flags.compileBytecode !== false : compileByDefault();
-    run(runInstall(sources, {
-      installDir: flags.installDir,
-      sha256: flags.sha256,
-      reinstall: flags.reinstall,
-      bytecode: compile ? bytecodeSettings(flags) : false,
-      limits: {
-        maxTotalBytes: limitFlag(flags.maxUnpackedSize, "--max-unpacked-size"),
-        maxEntries: limitFlag(flags.maxEntries, "--max-entries"),
-        maxPathLength: limitFlag(flags.maxPathLength, "--max-path-length"),
-      },
-      plan: {
-        mirror: flags.mirror ?? env("PYPRIME_PYTHON_INSTALL_MIRROR"),
-        cacheDir: flags.cacheDir ?? env("PYPRIME_CACHE_DIR"),
-        offline: flags.offline,
-        catalog: flags.catalog ?? env("PYPRIME_CATALOG"),
-        platform: flags.platform,
-        prereleases: flags.prerelease,
-      },
-      binDir: flags.binDir,
-      noBin: flags.bin === false,
-      default: flags.default,
-      force: flags.force,
-    }, out));
+    // Each command loads its own modules: `compile` and `dir` start without the
+    // catalog, the download and extraction stages.
+    run(
+      import("./src/cmd_install.ts").then(({ runInstall }) =>
+        runInstall(sources, {
+          installDir: flags.installDir,
+          sha256: flags.sha256,
+          reinstall: flags.reinstall,
+          bytecode: compile ? bytecodeSettings(flags) : false,
+          limits: {
+            maxTotalBytes: limitFlag(flags.maxUnpackedSize, "--max-unpacked-size"),
+            maxEntries: limitFlag(flags.maxEntries, "--max-entries"),
+            maxPathLength: limitFlag(flags.maxPathLength, "--max-path-length"),
+          },
+          plan: {
+            mirror: flags.mirror ?? env("PYPRIME_PYTHON_INSTALL_MIRROR"),
+            cacheDir: flags.cacheDir ?? env("PYPRIME_CACHE_DIR"),
+            offline: flags.offline,
+            catalog: flags.catalog ?? env("PYPRIME_CATALOG"),
+            platform: flags.platform,
+            prereleases: flags.prerelease,
+          },
+          binDir: flags.binDir,
+          noBin: flags.bin === false,
+          default: flags.default,
+          force: flags.force,
+        }, out)
+      ),
+    );
   });
 
   withBytecodeFlags(
@@ -179,14 +187,18 @@ function buildProgram(run: (code: Promise<number> | number) => void): Command {
   ).action((paths: string[], flags, cmd: Command) => {
     const out = outputFor(cmd.optsWithGlobals());
     const settings = bytecodeSettings(flags);
-    run(runCompile(paths, {
-      python: flags.python,
-      jobs: settings.jobs,
-      optimize: settings.optimize,
-      invalidationMode: settings.invalidationMode,
-      exclude: flags.exclude,
-      timeoutSeconds: settings.timeoutSeconds,
-    }, out));
+    run(
+      import("./src/cmd_compile.ts").then(({ runCompile }) =>
+        runCompile(paths, {
+          python: flags.python,
+          jobs: settings.jobs,
+          optimize: settings.optimize,
+          invalidationMode: settings.invalidationMode,
+          exclude: flags.exclude,
+          timeoutSeconds: settings.timeoutSeconds,
+        }, out)
+      ),
+    );
   });
 
   program.command("list")
@@ -199,7 +211,8 @@ function buildProgram(run: (code: Promise<number> | number) => void): Command {
     .option("--catalog <file-or-url>", "use this download catalog [env: PYPRIME_CATALOG]")
     .action((request: string | undefined, flags, cmd: Command) => {
       const catalog = flags.catalog ?? env("PYPRIME_CATALOG");
-      run(runList(request, { ...flags, catalog }, outputFor(cmd.optsWithGlobals())));
+      const out = outputFor(cmd.optsWithGlobals());
+      run(manage().then(({ runList }) => runList(request, { ...flags, catalog }, out)));
     });
 
   program.command("find")
@@ -207,7 +220,8 @@ function buildProgram(run: (code: Promise<number> | number) => void): Command {
     .argument("<request>", "a version, specifier or key")
     .option("--install-dir <dir>", "where installations live")
     .action((request: string, flags, cmd: Command) => {
-      run(runFind(request, flags, outputFor(cmd.optsWithGlobals())));
+      const out = outputFor(cmd.optsWithGlobals());
+      run(manage().then(({ runFind }) => runFind(request, flags, out)));
     });
 
   program.command("uninstall")
@@ -217,7 +231,8 @@ function buildProgram(run: (code: Promise<number> | number) => void): Command {
     .option("--install-dir <dir>", "where installations live")
     .option("--bin-dir <dir>", "where executables are linked")
     .action((keys: string[], flags, cmd: Command) => {
-      run(runUninstall(keys, flags, outputFor(cmd.optsWithGlobals())));
+      const out = outputFor(cmd.optsWithGlobals());
+      run(manage().then(({ runUninstall }) => runUninstall(keys, flags, out)));
     });
 
   program.command("dir")
@@ -226,7 +241,8 @@ function buildProgram(run: (code: Promise<number> | number) => void): Command {
     .option("--bin", "print the bin dir instead")
     .option("--bin-dir <dir>", "where executables are linked")
     .action((flags, cmd: Command) => {
-      run(runDir(flags, outputFor(cmd.optsWithGlobals())));
+      const out = outputFor(cmd.optsWithGlobals());
+      run(manage().then(({ runDir }) => runDir(flags, out)));
     });
 
   program.command("self-check")
@@ -237,7 +253,12 @@ function buildProgram(run: (code: Promise<number> | number) => void): Command {
     .option("--catalog <file-or-url>", "use this download catalog [env: PYPRIME_CATALOG]")
     .action((flags, cmd: Command) => {
       const catalog = flags.catalog ?? env("PYPRIME_CATALOG");
-      run(runSelfCheck(config.version, { ...flags, catalog }, outputFor(cmd.optsWithGlobals())));
+      const out = outputFor(cmd.optsWithGlobals());
+      run(
+        import("./src/cmd_doctor.ts").then(({ runSelfCheck }) =>
+          runSelfCheck(config.version, { ...flags, catalog }, out)
+        ),
+      );
     });
 
   return program;

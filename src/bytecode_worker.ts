@@ -62,7 +62,7 @@ export const WORKER_HELLO = "pyprime-compile-worker 1";
  * ```
  */
 export const WORKER_SOURCE = String.raw`
-import sys, time, _imp
+import sys, time, _imp, gc
 import _frozen_importlib_external as _ext
 try:
     import posix as _os
@@ -265,6 +265,12 @@ def main(argv):
     mode, levels, ddir_from, ddir_to, stall_on = argv
     worker = Worker(mode, [int(x) for x in levels.split(",")], ddir_from, ddir_to, stall_on)
     _warm_up(worker.levels)
+    # compile() leaves no reference cycles (the AST lives in a C arena; collecting
+    # after compiling every stdlib file of 3.8, 3.10, 3.12 and 3.13, syntax errors
+    # included, found 0 unreachable objects), so the cyclic collector only costs
+    # time: about 4 % of the 3.12 stdlib's compile time.
+    gc.collect()
+    gc.disable()
     _write_all(1, b"pyprime-compile-worker 1\n")
     # Replies are held and written together, which saves the coordinator a
     # wake-up per file: before the last request we hold (so it can send more

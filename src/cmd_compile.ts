@@ -5,10 +5,29 @@
  * @module
  */
 import { join, resolve } from "node:path";
-import { compileTree, findInterpreterFor, type InvalidationMode } from "./bytecode.ts";
-import { abortOnSignals, summarizeCompile } from "./cmd_install.ts";
+import {
+  type CompileReport,
+  compileTree,
+  findInterpreterFor,
+  type InvalidationMode,
+} from "./bytecode.ts";
+import { abortOnSignals } from "./signals.ts";
 import { PyprimeError } from "./errors.ts";
 import type { Output } from "./output.ts";
+
+/** Bytecode settings shared by `install` and `compile`. */
+export interface BytecodeSettings {
+  /** Optimization levels to write. */
+  optimize: number[];
+  /** `.pyc` invalidation mode. */
+  invalidationMode: InvalidationMode;
+  /** Worker count. */
+  jobs?: number;
+  /** Regular expressions of paths to skip. */
+  exclude: RegExp[];
+  /** Per-file timeout in seconds. */
+  timeoutSeconds: number;
+}
 
 /** Options of {@link runCompile}, as parsed from the command line. */
 export interface RunCompileOptions {
@@ -130,4 +149,17 @@ function toRegExp(source: string): RegExp {
       },
     );
   }
+}
+
+/** Prints the one-line bytecode summary, and the failures with `--verbose`. */
+export function summarizeCompile(report: CompileReport, out: Output): void {
+  const failed = report.failed.length
+    ? `, ${report.failed.length.toLocaleString("en-US")} failed`
+    : "";
+  out.info(
+    `Bytecode compiled ${report.compiled.toLocaleString("en-US")} files in ${
+      report.seconds.toFixed(2)
+    }s${failed}`,
+  );
+  for (const f of report.failed) out.debug(`  failed: ${f.path}: ${f.error}`);
 }

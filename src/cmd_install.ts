@@ -5,8 +5,10 @@
  * @module
  */
 import { basename } from "node:path";
-import { type CompileReport, compileTree, type InvalidationMode } from "./bytecode.ts";
-import { InterruptedError, PyprimeError } from "./errors.ts";
+import { type CompileReport, compileTree } from "./bytecode.ts";
+import { type BytecodeSettings, summarizeCompile } from "./cmd_compile.ts";
+import { PyprimeError } from "./errors.ts";
+import { abortOnSignals } from "./signals.ts";
 import type { ExtractLimits } from "./extract.ts";
 import {
   prepareInstallDir,
@@ -24,20 +26,6 @@ import { NetworkError } from "./download.ts";
 import { installedKeys } from "./layout.ts";
 import { type Plan, Planner, type PlanSettings } from "./plan.ts";
 import { matchesInstalled, parseKey } from "./request.ts";
-
-/** Bytecode settings shared by `install` and `compile`. */
-export interface BytecodeSettings {
-  /** Optimization levels to write. */
-  optimize: number[];
-  /** `.pyc` invalidation mode. */
-  invalidationMode: InvalidationMode;
-  /** Worker count. */
-  jobs?: number;
-  /** Regular expressions of paths to skip. */
-  exclude: RegExp[];
-  /** Per-file timeout in seconds. */
-  timeoutSeconds: number;
-}
 
 /** Options of {@link runInstall}, as parsed from the command line. */
 export interface InstallCommandOptions {
@@ -92,16 +80,6 @@ export interface InstallOutcome {
   revoked: string[];
   /** Installed for another platform (`--platform`): not probed, not compiled, not linked. */
   foreign?: boolean;
-}
-
-/** Aborts `controller` on SIGINT/SIGTERM; returns the function that stops listening. */
-export function abortOnSignals(controller: AbortController): () => void {
-  const handlers = (["SIGINT", "SIGTERM"] as const).map((signal) => {
-    const handler = () => controller.abort(new InterruptedError(signal));
-    Deno.addSignalListener(signal, handler);
-    return [signal, handler] as const;
-  });
-  return () => handlers.forEach(([s, h]) => Deno.removeSignalListener(s, h));
 }
 
 /** Drops the network permission once every byte has been read. */
@@ -396,19 +374,6 @@ async function compileStaged(
   } finally {
     bar.stop();
   }
-}
-
-/** Prints the one-line bytecode summary, and the failures with `--verbose`. */
-export function summarizeCompile(report: CompileReport, out: Output): void {
-  const failed = report.failed.length
-    ? `, ${report.failed.length.toLocaleString("en-US")} failed`
-    : "";
-  out.info(
-    `Bytecode compiled ${report.compiled.toLocaleString("en-US")} files in ${
-      report.seconds.toFixed(2)
-    }s${failed}`,
-  );
-  for (const f of report.failed) out.debug(`  failed: ${f.path}: ${f.error}`);
 }
 
 function round(n: number): number {
