@@ -9,7 +9,7 @@ import config from "./deno.json" with { type: "json" };
 import type { InvalidationMode } from "./src/bytecode.ts";
 import type { BytecodeSettings } from "./src/cmd_compile.ts";
 import { envValue as env } from "./src/env.ts";
-import { causeChain, PyprimeError } from "./src/errors.ts";
+import { causeChain, PyprimeError, refusedPath } from "./src/errors.ts";
 import { Output } from "./src/output.ts";
 
 interface GlobalFlags {
@@ -270,6 +270,11 @@ function report(err: unknown, verbose: boolean): number {
   if (err instanceof PyprimeError) {
     out.error(err.message, err.hint, verbose ? causeChain(err) : []);
     return err.exitCode;
+  }
+  const refused = refusedPath(err);
+  if (refused) {
+    out.error(refused.message, refused.hint);
+    return 1;
   }
   if (err instanceof Deno.errors.NotCapable) {
     out.error(`A permission pyprime was not granted was needed: ${err.message}`);

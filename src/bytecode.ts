@@ -23,7 +23,7 @@
  * @module
  */
 import { isAbsolute, join, resolve } from "node:path";
-import { CompileError } from "./errors.ts";
+import { CompileError, refusedPath } from "./errors.ts";
 import { WORKER_HELLO, WORKER_SOURCE } from "./bytecode_worker.ts";
 
 /** How a `.pyc` is checked against its source (PEP 552). */
@@ -217,20 +217,23 @@ export async function findInterpreterFor(path: string): Promise<string | undefin
 
 async function absoluteDir(path: string): Promise<string | undefined> {
   const resolved = resolve(path);
+  const info = await statOrUndefined(resolved);
+  if (info === undefined) return undefined;
+  return info.isDirectory ? resolved : join(resolved, "..");
+}
+
+/** Deno.stat, with `undefined` for a missing or unreadable path; a path Deno refuses throws. */
+async function statOrUndefined(path: string): Promise<Deno.FileInfo | undefined> {
   try {
-    const info = await Deno.stat(resolved);
-    return info.isDirectory ? resolved : join(resolved, "..");
-  } catch {
+    return await Deno.stat(path);
+  } catch (err) {
+    if (refusedPath(err)) throw fsError(`Cannot read ${path}`, err);
     return undefined;
   }
 }
 
 async function isFile(path: string): Promise<boolean> {
-  try {
-    return (await Deno.stat(path)).isFile;
-  } catch {
-    return false;
-  }
+  return (await statOrUndefined(path))?.isFile ?? false;
 }
 
 async function hasStdlibDir(lib: string): Promise<boolean> {
@@ -245,11 +248,7 @@ async function hasStdlibDir(lib: string): Promise<boolean> {
 }
 
 async function isDir(path: string): Promise<boolean> {
-  try {
-    return (await Deno.stat(path)).isDirectory;
-  } catch {
-    return false;
-  }
+  return (await statOrUndefined(path))?.isDirectory ?? false;
 }
 
 /** Options after defaults and checks. */
@@ -335,7 +334,7 @@ function collectSources(roots: string[], exclude: RegExp[]): Collected {
     try {
       entries = [...Deno.readDirSync(dir)];
     } catch (err) {
-      throw new CompileError(`Cannot list ${dir}: ${(err as Error).message}`, { cause: err });
+      throw fsError(`Cannot list ${dir}`, err);
     }
     for (const entry of entries) {
       const path = join(dir, entry.name);
@@ -354,7 +353,7 @@ function collectSources(roots: string[], exclude: RegExp[]): Collected {
     try {
       info = Deno.statSync(root);
     } catch (err) {
-      throw new CompileError(`Cannot compile ${root}: ${(err as Error).message}`, { cause: err });
+      throw fsError(`Cannot compile ${root}`, err);
     }
     const path = join(root);
     if (info.isDirectory) {
@@ -366,6 +365,13 @@ function collectSources(roots: string[], exclude: RegExp[]): Collected {
   // Largest first: the big files start early and small ones fill the gaps at the end.
   out.sources.sort((a, b) => b.size - a.size || (a.path < b.path ? -1 : 1));
   return out;
+}
+
+/** A CompileError for a failed filesystem call, explaining paths Deno refuses. */
+function fsError(what: string, err: unknown): CompileError {
+  const refused = refusedPath(err);
+  if (refused) return new CompileError(refused.message, { hint: refused.hint, cause: err });
+  return new CompileError(`${what}: ${(err as Error).message}`, { cause: err });
 }
 
 /** The size used to order work; a file that vanished is still sent, to be reported. */

@@ -125,6 +125,28 @@ export class CompileError extends PyprimeError {
   }
 }
 
+/**
+ * Explains Deno's refusal of a path: pyprime runs with read and write access to every
+ * path, but Deno keeps `/dev`, `/proc` and `/sys` for `--allow-all`, and its message
+ * ("run again with the --allow-all flag") names a flag a user of the binary cannot
+ * pass. Returns a one-line message and hint, or `undefined` for any other error.
+ *
+ * @example
+ * ```ts
+ * refusedPath(new Deno.errors.NotCapable('Requires all access to "/dev/shm/x"'));
+ * // { message: "Deno does not let pyprime use /dev/shm/x", hint: "…" }
+ * ```
+ */
+export function refusedPath(error: unknown): { message: string; hint: string } | undefined {
+  if (!(error instanceof Deno.errors.NotCapable)) return undefined;
+  const path = /Requires all access to "([^"]*)"/.exec(error.message)?.[1];
+  if (path === undefined) return undefined;
+  return {
+    message: `Deno does not let pyprime use ${path}`,
+    hint: "paths under /dev, /proc and /sys are off limits; use a folder elsewhere",
+  };
+}
+
 /** Formats `error` and its `cause` chain as lines, innermost last. */
 export function causeChain(error: unknown): string[] {
   const lines: string[] = [];

@@ -49,6 +49,25 @@ Deno.test("errors are one line plus a hint, and --quiet keeps them while hiding 
   await Deno.remove(home, { recursive: true });
 });
 
+Deno.test("compile of a tree under /dev says Deno refuses the path and to use another folder", async () => {
+  // Deno keeps /dev, /proc and /sys for --allow-all; its own message names a flag that
+  // a user of the binary cannot pass.
+  const dir = await Deno.makeTempDir({ dir: "/dev/shm" });
+  try {
+    await Deno.writeTextFile(join(dir, "a.py"), "x = 1\n");
+    for (const args of [["compile", dir], ["compile", dir, "--python", "python3"]]) {
+      const r = await runCli(args);
+      assertEquals(r.code, 1, r.stderr);
+      const lines = r.stderr.trim().split("\n");
+      assertMatch(lines[0], /^error: Deno does not let pyprime use \/dev\/shm\//);
+      assertMatch(lines[1], /^hint: paths under \/dev, \/proc and \/sys are off limits/);
+      assert(!r.stderr.includes("--allow-all"), r.stderr);
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("self-check --json reports install dir, bin dir, PATH, platform and catalog age", async () => {
   const home = await Deno.makeTempDir();
   const r = await runCli(["self-check", "--json"], {
