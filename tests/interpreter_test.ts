@@ -1,7 +1,9 @@
 import { assertEquals } from "./assert.ts";
 import assertStrict from "node:assert/strict";
 import { ArchiveError } from "../src/errors.ts";
-import { parseProbe } from "../src/interpreter.ts";
+import { parseProbe, probeInterpreter } from "../src/interpreter.ts";
+import { join } from "node:path";
+import { fixtures } from "./fixtures.ts";
 
 const good = {
   implementation: "cpython",
@@ -28,5 +30,35 @@ Deno.test("parseProbe refuses answers that are not JSON, incomplete, or make a p
   ];
   for (const text of cases) {
     assertStrict.throws(() => parseProbe(text, "a.tar"), ArchiveError, text);
+  }
+});
+
+Deno.test("probeInterpreter answers what json.dumps would when the path has quotes, backslashes and non-BMP characters", async () => {
+  // The probe encodes its JSON by hand (importing json costs as much as the rest).
+  const fx = await fixtures();
+  const parent = await Deno.makeTempDir();
+  const dir = join(parent, 'py "q" back\\slash ü 𝄞');
+  try {
+    await Deno.mkdir(dir);
+    const tar = await new Deno.Command("tar", { args: ["-xzf", fx.gz, "-C", dir] }).output();
+    assertEquals(tar.success, true);
+    const python = join(dir, "python", "bin", "python3");
+    const info = await probeInterpreter(python, "fixture");
+    const reference = await new Deno.Command(python, {
+      args: [
+        "-I",
+        "-B",
+        "-c",
+        "import json, sys, sysconfig; print(json.dumps([sysconfig.get_paths()['stdlib'], sys.prefix]))",
+      ],
+      clearEnv: true,
+      stdout: "piped",
+    }).output();
+    const [stdlib, prefix] = JSON.parse(new TextDecoder().decode(reference.stdout));
+    assertEquals([info.stdlib, info.prefix], [stdlib, prefix]);
+    assertEquals(info.prefix, join(dir, "python"));
+    assertEquals(info.key.startsWith(`cpython-${fx.version}-linux-`), true, info.key);
+  } finally {
+    await Deno.remove(parent, { recursive: true });
   }
 });
