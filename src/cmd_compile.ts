@@ -63,6 +63,7 @@ export async function runCompile(
   options: RunCompileOptions,
   out: Output,
 ): Promise<number> {
+  await out.ready();
   if (paths.length === 0) {
     throw new PyprimeError("Nothing to compile", {
       exitCode: 2,

@@ -101,6 +101,7 @@ export async function runInstall(
   options: InstallCommandOptions,
   out: Output,
 ): Promise<number> {
+  await out.ready();
   if (sources.filter((s) => s === "-").length > 1) {
     throw new PyprimeError("Cannot read standard input twice", { hint: "pass - only once" });
   }

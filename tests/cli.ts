@@ -49,6 +49,11 @@ export function cliEnv(extra: Record<string, string> = {}): Record<string, strin
   };
 }
 
+/** The arguments of `deno` that run pyprime: `run`, the binary's permission flags, main.ts. */
+export async function mainArgs(): Promise<string[]> {
+  return ["run", ...(await permissionFlags()), MAIN];
+}
+
 /** Builds the `deno run <flags> main.ts <args>` command. */
 export async function cliCommand(
   args: string[],
@@ -56,7 +61,7 @@ export async function cliCommand(
   stdin: "piped" | "null" = "null",
 ): Promise<Deno.Command> {
   return new Deno.Command(Deno.execPath(), {
-    args: ["run", ...(await permissionFlags()), MAIN, ...args],
+    args: [...(await mainArgs()), ...args],
     clearEnv: true,
     env: cliEnv(options.env),
     cwd: options.cwd,

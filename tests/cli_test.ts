@@ -1,6 +1,7 @@
 import { assert, assertEquals, assertMatch } from "./assert.ts";
 import { join } from "node:path";
-import { ROOT, runCli } from "./cli.ts";
+import { cliEnv, mainArgs, ROOT, runCli } from "./cli.ts";
+import { sourcePython } from "./fixtures.ts";
 
 const SNAPSHOT = join(ROOT, "tests", "snapshots", "help.txt");
 const COMMANDS = ["", "install", "compile", "list", "find", "uninstall", "dir", "self-check"];
@@ -81,4 +82,38 @@ Deno.test("self-check --json reports install dir, bin dir, PATH, platform and ca
   assertMatch(report.platform, /^linux-x86_64(_v[234])?-gnu$|^linux-aarch64-gnu$/);
   assert(report.catalog.downloads > 1000 && report.catalog.ageDays >= 0, r.stdout);
   await Deno.remove(home, { recursive: true });
+});
+
+Deno.test("compile draws a progress bar on a TTY and none when stderr is a pipe", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    for (let i = 0; i < 40; i++) {
+      await Deno.writeTextFile(join(dir, `m${i}.py`), `def f${i}(x):\n    return x + ${i}\n`);
+    }
+    const python = sourcePython() ?? "python3";
+    const args = ["compile", dir, "--python", python, "--jobs", "1"];
+    // script(1) gives the CLI a pseudo-terminal; what it prints comes back on stdout.
+    const quoted = [Deno.execPath(), ...(await mainArgs()), ...args]
+      .map((a) => `'${a.replaceAll("'", `'\\''`)}'`).join(" ");
+    const tty = await new Deno.Command("script", {
+      args: ["-qec", quoted, "/dev/null"],
+      clearEnv: true,
+      env: cliEnv({ TERM: "xterm" }),
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const screen = new TextDecoder().decode(tty.stdout);
+    assertEquals(tty.code, 0, screen);
+    assertMatch(screen, /Compiling bytecode \[[░█]+\] \d+\/40/);
+    assertMatch(screen, /Bytecode compiled 40 files in /);
+
+    await Deno.remove(join(dir, "__pycache__"), { recursive: true });
+    const piped = await runCli(args);
+    assertEquals(piped.code, 0, piped.stderr);
+    assert(!piped.stderr.includes("Compiling bytecode"), piped.stderr);
+    assertMatch(piped.stderr, /^Bytecode compiled 40 files in /);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
