@@ -7,10 +7,10 @@
  * largest first, a few at a time ({@link PIPELINE_DEPTH}), so no worker waits on
  * a round trip and none holds a long queue at the end; replies batched by the
  * worker, so the coordinator wakes up once per batch, not per file; a single
- * watchdog timer instead of one per file; no cyclic GC in the workers. On the 3.12
- * fixture's stdlib (686 files, on a tmpfs) a run takes within 10 % of two bare
- * interpreters compiling half of the files each, and 1.13× (sum of per-file compile CPU) / CPUs
- * (docs/benchmarks.md).
+ * watchdog timer instead of one per file; no cyclic GC in the workers. On the
+ * 3.12 fixture's stdlib (686 files, on a tmpfs) a run takes within 10 % of two
+ * bare interpreters compiling half of the files each, and 1.13× of (sum of
+ * per-file compile CPU) / CPUs (docs/benchmarks.md).
  *
  * Reproducibility: the same tree compiled twice gives the same bytes whatever
  * `jobs` is. Workers run with `PYTHONHASHSEED=0` (before 3.11 marshal writes
