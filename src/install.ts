@@ -13,7 +13,7 @@ import { type ExtractLimits, type ExtractResult, extractTar } from "./extract.ts
 import { type InterpreterInfo, keyOf, probeInterpreter } from "./interpreter.ts";
 import type { Download } from "./catalog.ts";
 import { formatVersion } from "./request.ts";
-import { pbsEntryPath, STAGING_DIR } from "./layout.ts";
+import { exists, pbsEntryPath, STAGING_DIR } from "./layout.ts";
 import { rewriteSysconfig } from "./sysconfig.ts";
 
 /** A stream of archive bytes and what to call it in messages. */
@@ -151,16 +151,6 @@ async function recoverPrevious(dir: string): Promise<void> {
 
 function randomName(): string {
   return crypto.randomUUID().slice(0, 13);
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.lstat(path);
-    return true;
-  } catch (err) {
-    if (err instanceof Deno.errors.NotFound) return false;
-    throw err;
-  }
 }
 
 /** Removes a folder, ignoring one that is already gone. */

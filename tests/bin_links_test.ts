@@ -11,7 +11,7 @@ import { binDir, minorLinkName, onPath, syncLinks } from "../src/bin_links.ts";
 import { assert, assertEquals, assertMatch, assertNotMatch } from "./assert.ts";
 import { type CliResult, runCli } from "./cli.ts";
 import { fixtures } from "./fixtures.ts";
-import { names } from "./helpers.ts";
+import { names, withEnv } from "./helpers.ts";
 
 const fx = await fixtures();
 const KEY = `cpython-${fx.version}-linux-x86_64-gnu`;
@@ -78,10 +78,7 @@ Deno.test("minorLinkName names python3.X, python3.Xt for free-threaded, nothing 
 });
 
 Deno.test("binDir prefers the flag, then PYPRIME_PYTHON_BIN_DIR, XDG_BIN_HOME, ~/.local/bin", () => {
-  const saved = ["PYPRIME_PYTHON_BIN_DIR", "XDG_BIN_HOME", "HOME", "PATH"].map((n) =>
-    [n, Deno.env.get(n)] as const
-  );
-  try {
+  withEnv(["PYPRIME_PYTHON_BIN_DIR", "XDG_BIN_HOME", "HOME", "PATH"], () => {
     Deno.env.set("HOME", "/home/u");
     Deno.env.delete("PYPRIME_PYTHON_BIN_DIR");
     Deno.env.delete("XDG_BIN_HOME");
@@ -94,9 +91,7 @@ Deno.test("binDir prefers the flag, then PYPRIME_PYTHON_BIN_DIR, XDG_BIN_HOME, ~
     Deno.env.set("PATH", "/usr/bin::/flag/bin/");
     assert(onPath("/flag/bin"));
     assert(!onPath("/env/bin"));
-  } finally {
-    for (const [n, v] of saved) v === undefined ? Deno.env.delete(n) : Deno.env.set(n, v);
-  }
+  });
 });
 
 Deno.test("syncLinks links the newest patch of each minor and the free-threaded name", async () => {

@@ -8,6 +8,7 @@ import {
 } from "../src/bytecode.ts";
 import { runCompile } from "../src/cmd_compile.ts";
 import { CompileError, PyprimeError } from "../src/errors.ts";
+import { exists } from "../src/layout.ts";
 import { Output } from "../src/output.ts";
 import { sourcePython } from "./fixtures.ts";
 
@@ -101,16 +102,6 @@ function pycPath(source: string, level = 0): string {
   const opt = level === 0 ? "" : `.opt-${level}`;
   const name = source.slice(source.lastIndexOf("/") + 1).replace(/\.py$/, "");
   return join(dirname(source), "__pycache__", `${name}.${TAG}${opt}.pyc`);
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.lstat(path);
-    return true;
-  } catch (err) {
-    if (err instanceof Deno.errors.NotFound) return false;
-    throw err;
-  }
 }
 
 /** Every `.pyc` under `root` → its bytes, keyed by relative path. */

@@ -45,3 +45,13 @@ export function streamOf<T extends Uint8Array>(bytes: T, chunk: number): Readabl
     },
   });
 }
+
+/** Runs `fn`, then puts the environment variables `names` back as they were. */
+export function withEnv(names: string[], fn: () => void): void {
+  const saved = names.map((n) => [n, Deno.env.get(n)] as const);
+  try {
+    fn();
+  } finally {
+    for (const [n, v] of saved) v === undefined ? Deno.env.delete(n) : Deno.env.set(n, v);
+  }
+}

@@ -3,6 +3,7 @@ import assertStrict from "node:assert/strict";
 import { ArchiveError } from "../src/errors.ts";
 import { compareKeys, installDir, isInstallKey, pbsEntryPath } from "../src/layout.ts";
 import { keyOf } from "../src/interpreter.ts";
+import { withEnv } from "./helpers.ts";
 
 Deno.test("pbsEntryPath strips python/ and python/install/, skips full-layout extras", () => {
   assertEquals(pbsEntryPath("python/bin/python3"), "bin/python3");
@@ -46,10 +47,7 @@ Deno.test("keyOf builds uv-style keys with the variant after the version", () =>
 });
 
 Deno.test("installDir follows --install-dir, then the env var, then XDG_DATA_HOME, then HOME", () => {
-  const saved = ["PYPRIME_PYTHON_INSTALL_DIR", "XDG_DATA_HOME", "HOME"].map((k) =>
-    [k, Deno.env.get(k)] as const
-  );
-  try {
+  withEnv(["PYPRIME_PYTHON_INSTALL_DIR", "XDG_DATA_HOME", "HOME"], () => {
     Deno.env.set("HOME", "/home/u");
     Deno.env.delete("XDG_DATA_HOME");
     Deno.env.delete("PYPRIME_PYTHON_INSTALL_DIR");
@@ -59,7 +57,5 @@ Deno.test("installDir follows --install-dir, then the env var, then XDG_DATA_HOM
     Deno.env.set("PYPRIME_PYTHON_INSTALL_DIR", "/env");
     assertEquals(installDir(), "/env");
     assertEquals(installDir("/flag"), "/flag");
-  } finally {
-    for (const [k, v] of saved) v === undefined ? Deno.env.delete(k) : Deno.env.set(k, v);
-  }
+  });
 });
