@@ -6,11 +6,11 @@
  */
 import { Command, CommanderError, Option } from "commander";
 import config from "./deno.json" with { type: "json" };
-import type { InvalidationMode } from "./src/bytecode.ts";
-import type { BytecodeSettings } from "./src/cmd_compile.ts";
+import type { InvalidationMode } from "./src/bytecode/pool.ts";
+import type { BytecodeSettings } from "./src/cli/compile.ts";
 import { envValue as env } from "./src/env.ts";
 import { causeChain, PyprimeError, refusedPath } from "./src/errors.ts";
-import { Output } from "./src/output.ts";
+import { Output } from "./src/cli/output.ts";
 
 interface GlobalFlags {
   quiet?: boolean;
@@ -100,7 +100,7 @@ function limitFlag(value: string | undefined, flag: string): number | undefined 
 
 /** The modules of list, find, uninstall and dir. */
 function manage() {
-  return import("./src/cmd_manage.ts");
+  return import("./src/cli/manage.ts");
 }
 
 function buildProgram(run: (code: Promise<number> | number) => void): Command {
@@ -151,7 +151,7 @@ function buildProgram(run: (code: Promise<number> | number) => void): Command {
     // Each command loads its own modules: `compile` and `dir` start without the
     // catalog, the download and extraction stages.
     run(
-      import("./src/cmd_install.ts").then(({ runInstall }) =>
+      import("./src/cli/install.ts").then(({ runInstall }) =>
         runInstall(sources, {
           installDir: flags.installDir,
           sha256: flags.sha256,
@@ -188,7 +188,7 @@ function buildProgram(run: (code: Promise<number> | number) => void): Command {
     const out = outputFor(cmd.optsWithGlobals());
     const settings = bytecodeSettings(flags);
     run(
-      import("./src/cmd_compile.ts").then(({ runCompile }) =>
+      import("./src/cli/compile.ts").then(({ runCompile }) =>
         runCompile(paths, {
           python: flags.python,
           jobs: settings.jobs,
@@ -255,7 +255,7 @@ function buildProgram(run: (code: Promise<number> | number) => void): Command {
       const catalog = flags.catalog ?? env("PYPRIME_CATALOG");
       const out = outputFor(cmd.optsWithGlobals());
       run(
-        import("./src/cmd_doctor.ts").then(({ runSelfCheck }) =>
+        import("./src/cli/self_check.ts").then(({ runSelfCheck }) =>
           runSelfCheck(config.version, { ...flags, catalog }, out)
         ),
       );

@@ -1,6 +1,6 @@
 // deno-lint-ignore-file no-console
 /**
- * Regenerates `src/catalog.json`, the catalog embedded in pyprime, from uv's
+ * Regenerates `src/resolve/catalog.json`, the catalog embedded in pyprime, from uv's
  * `download-metadata.json` (a path or URL) or, with `--from-github`, from the
  * python-build-standalone releases on GitHub and their `SHA256SUMS` assets.
  *
@@ -24,26 +24,26 @@ import {
   fromUvMetadata,
   PBS_PREFIX,
   toCompact,
-} from "../src/catalog.ts";
-import { normalizeArch } from "../src/platform.ts";
-import { parseVersion, type PythonVersion, type Variant } from "../src/request.ts";
+} from "../src/resolve/catalog.ts";
+import { normalizeArch } from "../src/resolve/platform.ts";
+import { parseVersion, type PythonVersion, type Variant } from "../src/resolve/request.ts";
 
 /** The GitHub API listing of python-build-standalone releases. */
 export const RELEASES_API =
   "https://api.github.com/repos/astral-sh/python-build-standalone/releases";
 
-const DEFAULT_OUTPUT = fileURLToPath(new URL("../src/catalog.json", import.meta.url));
+const DEFAULT_OUTPUT = fileURLToPath(new URL("../src/resolve/catalog.json", import.meta.url));
 
 const USAGE = `usage: deno run -A scripts/update_catalog.ts PATH_OR_URL [--output FILE]
        deno run -A scripts/update_catalog.ts --from-github [--output FILE]
 
-Writes pyprime's compact catalog (default: src/catalog.json) from uv's
+Writes pyprime's compact catalog (default: src/resolve/catalog.json) from uv's
 download-metadata.json (a path or http(s) URL), or from the python-build-standalone
 GitHub releases and their SHA256SUMS (GITHUB_TOKEN avoids API rate limits).`;
 
 /**
  * Serializes a compact catalog: one target or download per line, so diffs of
- * `src/catalog.json` stay readable and `deno fmt` leaves it alone.
+ * `src/resolve/catalog.json` stay readable and `deno fmt` leaves it alone.
  */
 export function formatCompact(catalog: CompactCatalog): string {
   const rows = (items: unknown[]) => items.map((item) => `    ${JSON.stringify(item)}`).join(",\n");

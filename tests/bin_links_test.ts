@@ -7,7 +7,7 @@
  * @module
  */
 import { join } from "node:path";
-import { binDir, minorLinkName, onPath, syncLinks } from "../src/bin_links.ts";
+import { binDir, minorLinkName, onPath, syncLinks } from "../src/install/bin_links.ts";
 import { assert, assertEquals, assertMatch, assertNotMatch } from "./assert.ts";
 import { type CliResult, runCli } from "./cli.ts";
 import { fixtures } from "./fixtures.ts";

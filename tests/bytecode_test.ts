@@ -5,11 +5,11 @@ import {
   compileTree,
   findInterpreterFor,
   isolationFlags,
-} from "../src/bytecode.ts";
-import { runCompile } from "../src/cmd_compile.ts";
+} from "../src/bytecode/pool.ts";
+import { runCompile } from "../src/cli/compile.ts";
 import { CompileError, PyprimeError } from "../src/errors.ts";
-import { exists } from "../src/layout.ts";
-import { Output } from "../src/output.ts";
+import { exists } from "../src/install/layout.ts";
+import { Output } from "../src/cli/output.ts";
 import { sourcePython } from "./fixtures.ts";
 
 // The interpreter the fixtures use (pyenv 3.12.1 on this project's machines, else
@@ -566,7 +566,7 @@ Deno.test("compileTree workers ignore PYTHON* and LD_* variables of the parent",
       "evil/usercustomize.py": `open(${JSON.stringify(join(root, "marker"))}, 'w').close()\n`,
       "run.ts": `
         import { compileTree } from ${
-        JSON.stringify(new URL("../src/bytecode.ts", import.meta.url).href)
+        JSON.stringify(new URL("../src/bytecode/pool.ts", import.meta.url).href)
       };
         const pids: number[] = [];
         let environ = "";

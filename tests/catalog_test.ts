@@ -14,9 +14,9 @@ import {
   PBS_PREFIX,
   resolve,
   toCompact,
-} from "../src/catalog.ts";
-import type { Platform } from "../src/platform.ts";
-import { parseRequest, RequestError } from "../src/request.ts";
+} from "../src/resolve/catalog.ts";
+import type { Platform } from "../src/resolve/platform.ts";
+import { parseRequest, RequestError } from "../src/resolve/request.ts";
 import {
   catalogFromGithub,
   formatCompact,
@@ -26,7 +26,7 @@ import {
 } from "../scripts/update_catalog.ts";
 
 const TRIMMED = fileURLToPath(new URL("./data/uv-download-metadata-trimmed.json", import.meta.url));
-const EMBEDDED = fileURLToPath(new URL("../src/catalog.json", import.meta.url));
+const EMBEDDED = fileURLToPath(new URL("../src/resolve/catalog.json", import.meta.url));
 
 const V3: Platform = { os: "linux", arch: "x86_64", archVariant: "v3", libc: "gnu" };
 const V4: Platform = { ...V3, archVariant: "v4" };

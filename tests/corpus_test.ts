@@ -7,8 +7,8 @@ import assert from "node:assert/strict";
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ArchiveError, PyprimeError, UnsafeEntryError } from "../src/errors.ts";
-import { decompress } from "../src/decompress.ts";
-import { type ExtractResult, extractTar } from "../src/extract.ts";
+import { decompress } from "../src/unpack/decompress.ts";
+import { type ExtractResult, extractTar } from "../src/unpack/extract.ts";
 
 const CORPUS = fileURLToPath(new URL("./corpus/node-tar/", import.meta.url));
 

@@ -2,7 +2,7 @@ import { assertEquals, assertMatch } from "./assert.ts";
 import assertStrict from "node:assert/strict";
 import zlib from "node:zlib";
 import { packTar } from "modern-tar";
-import { decompress, sniffFormat } from "../src/decompress.ts";
+import { decompress, sniffFormat } from "../src/unpack/decompress.ts";
 import { ArchiveError } from "../src/errors.ts";
 import { streamOf } from "./helpers.ts";
 

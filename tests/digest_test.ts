@@ -1,6 +1,6 @@
 import { assertEquals, assertMatch } from "./assert.ts";
 import assertStrict from "node:assert/strict";
-import { normalizeSha256, sha256Tap, verifySha256 } from "../src/digest.ts";
+import { normalizeSha256, sha256Tap, verifySha256 } from "../src/fetch/digest.ts";
 import { ChecksumMismatchError, PyprimeError } from "../src/errors.ts";
 
 Deno.test("sha256Tap hashes every byte it forwards", async () => {

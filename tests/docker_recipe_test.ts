@@ -7,7 +7,7 @@ import { assert, assertEquals } from "./assert.ts";
 import { basename, join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { permissionFlags } from "../scripts/permissions.ts";
-import { PBS_PREFIX } from "../src/catalog.ts";
+import { PBS_PREFIX } from "../src/resolve/catalog.ts";
 import { cliEnv, ROOT } from "./cli.ts";
 import { fixtures } from "./fixtures.ts";
 import { startFaultServer } from "./fault_server.ts";

@@ -11,7 +11,7 @@ import {
   normalizeArchivePath,
   PathIndex,
   utf8Length,
-} from "../src/entry_policy.ts";
+} from "../src/unpack/entry_policy.ts";
 
 function rule(fn: () => unknown): string {
   try {

@@ -1,7 +1,7 @@
 import { assertEquals } from "./assert.ts";
 import assertStrict from "node:assert/strict";
 import { ArchiveError } from "../src/errors.ts";
-import { parseProbe, probeInterpreter } from "../src/interpreter.ts";
+import { parseProbe, probeInterpreter } from "../src/install/interpreter.ts";
 import { join } from "node:path";
 import { fixtures } from "./fixtures.ts";
 

@@ -1,8 +1,8 @@
 import { assertEquals } from "./assert.ts";
 import assertStrict from "node:assert/strict";
 import { ArchiveError } from "../src/errors.ts";
-import { compareKeys, installDir, isInstallKey, pbsEntryPath } from "../src/layout.ts";
-import { keyOf } from "../src/interpreter.ts";
+import { compareKeys, installDir, isInstallKey, pbsEntryPath } from "../src/install/layout.ts";
+import { keyOf } from "../src/install/interpreter.ts";
 import { withEnv } from "./helpers.ts";
 
 Deno.test("pbsEntryPath strips python/ and python/install/, skips full-layout extras", () => {

@@ -13,7 +13,7 @@ import {
   PlatformError,
   X86_64_LEVELS,
   x86_64Level,
-} from "../src/platform.ts";
+} from "../src/resolve/platform.ts";
 
 const BASELINE =
   "fpu vme de pse tsc msr pae mce cx8 apic sep mtrr pge mca cmov pat clflush mmx fxsr sse sse2 lm";

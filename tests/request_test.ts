@@ -14,7 +14,7 @@ import {
   satisfies,
   versionMatches,
   type VersionRequest,
-} from "../src/request.ts";
+} from "../src/resolve/request.ts";
 
 const noFiles = { exists: () => false };
 

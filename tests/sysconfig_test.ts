@@ -6,7 +6,7 @@ import {
   patchPkgconfig,
   pythonString,
   rewriteSysconfig,
-} from "../src/sysconfig.ts";
+} from "../src/install/sysconfig.ts";
 import { fixtures } from "./fixtures.ts";
 
 const MODULE = "_sysconfigdata__linux_x86_64-linux-gnu";

@@ -9,6 +9,6 @@
  *
  * @module
  */
-import { detectPlatform } from "../../src/platform.ts";
+import { detectPlatform } from "../../src/resolve/platform.ts";
 
 await Deno.stdout.write(new TextEncoder().encode(JSON.stringify(await detectPlatform()) + "\n"));

@@ -4,11 +4,11 @@
  *
  * @module
  */
-import { binDir, onPath } from "./bin_links.ts";
-import { catalogAgeDays, loadCatalog } from "./catalog.ts";
-import { installDir, installedKeys } from "./layout.ts";
+import { binDir, onPath } from "../install/bin_links.ts";
+import { catalogAgeDays, loadCatalog } from "../resolve/catalog.ts";
+import { installDir, installedKeys } from "../install/layout.ts";
 import type { Output } from "./output.ts";
-import { detectPlatform, formatPlatform } from "./platform.ts";
+import { detectPlatform, formatPlatform } from "../resolve/platform.ts";
 
 /** What `self-check --json` reports. */
 export interface SelfCheck {

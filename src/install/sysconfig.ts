@@ -23,7 +23,7 @@
  * @module
  */
 import { isAbsolute, join } from "node:path";
-import { ArchiveError } from "./errors.ts";
+import { ArchiveError } from "../errors.ts";
 
 /** The prefix PBS archives are built with. */
 export const BUILD_PREFIX = "/install";

@@ -5,7 +5,7 @@
  * @module
  */
 import type cliProgressModule from "cli-progress";
-import { envValue } from "./env.ts";
+import { envValue } from "../env.ts";
 
 /** How chatty the run is. */
 export type Verbosity = "quiet" | "normal" | "verbose";

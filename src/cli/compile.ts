@@ -10,9 +10,9 @@ import {
   compileTree,
   findInterpreterFor,
   type InvalidationMode,
-} from "./bytecode.ts";
-import { abortOnSignals } from "./signals.ts";
-import { PyprimeError } from "./errors.ts";
+} from "../bytecode/pool.ts";
+import { abortOnSignals } from "../signals.ts";
+import { PyprimeError } from "../errors.ts";
 import type { Output } from "./output.ts";
 
 /** Bytecode settings shared by `install` and `compile`. */

@@ -1,6 +1,6 @@
 /**
  * The catalog of python-build-standalone CPython downloads: the copy embedded in
- * the binary (`src/catalog.json`, made by `scripts/update_catalog.ts`) or a file
+ * the binary (`src/resolve/catalog.json`, made by `scripts/update_catalog.ts`) or a file
  * or URL in pyprime's compact format or uv's `download-metadata.json` format, and
  * the resolution of a request to one download for a platform.
  *
@@ -9,7 +9,7 @@
 import { isAbsolute } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import embedded from "./catalog.json" with { type: "json" };
-import { PyprimeError, type PyprimeErrorOptions } from "./errors.ts";
+import { PyprimeError, type PyprimeErrorOptions } from "../errors.ts";
 import { archLevel, formatArch, normalizeArch, normalizeOs } from "./platform.ts";
 import type { Platform } from "./platform.ts";
 import {
@@ -81,7 +81,7 @@ export type CompactTarget = [string, string, string, Variant, Flavour, string];
 /** A download row of the compact format: `[version, build, target index, sha256]`. */
 export type CompactDownload = [string, string, number, string | null];
 
-/** pyprime's compact catalog format (`src/catalog.json`); see docs/catalog.md. */
+/** pyprime's compact catalog format (`src/resolve/catalog.json`); see docs/catalog.md. */
 export interface CompactCatalog {
   /** Always `pyprime-catalog`. */
   format: "pyprime-catalog";

@@ -14,13 +14,13 @@ import {
   mirrorUrl,
   resolve,
 } from "./catalog.ts";
-import { type DownloadOptions, openUrl } from "./download.ts";
-import type { ArchiveSource } from "./install.ts";
+import { type DownloadOptions, openUrl } from "../fetch/download.ts";
+import type { ArchiveSource } from "../install/install.ts";
 import { detectPlatform, parsePlatformOverride, type Platform } from "./platform.ts";
 import { parseRequest, type PythonRequest } from "./request.ts";
-import { openFile, openStdin } from "./source.ts";
-import { envValue } from "./env.ts";
-import { PyprimeError } from "./errors.ts";
+import { openFile, openStdin } from "../fetch/source.ts";
+import { envValue } from "../env.ts";
+import { PyprimeError } from "../errors.ts";
 
 /** Download tuning a plan passes to {@link openUrl}. */
 export type DownloadTuning = Pick<

@@ -6,13 +6,13 @@
  * @module
  */
 import { basename, dirname, join } from "node:path";
-import { type ArchiveFormat, decompress } from "./decompress.ts";
-import { sha256Tap, verifySha256 } from "./digest.ts";
-import { ArchiveError, ChecksumMismatchError, PyprimeError, UnsafeEntryError } from "./errors.ts";
-import { type ExtractLimits, type ExtractResult, extractTar } from "./extract.ts";
+import { type ArchiveFormat, decompress } from "../unpack/decompress.ts";
+import { sha256Tap, verifySha256 } from "../fetch/digest.ts";
+import { ArchiveError, ChecksumMismatchError, PyprimeError, UnsafeEntryError } from "../errors.ts";
+import { type ExtractLimits, type ExtractResult, extractTar } from "../unpack/extract.ts";
 import { type InterpreterInfo, keyOf, probeInterpreter } from "./interpreter.ts";
-import type { Download } from "./catalog.ts";
-import { formatVersion } from "./request.ts";
+import type { Download } from "../resolve/catalog.ts";
+import { formatVersion } from "../resolve/request.ts";
 import { exists, pbsEntryPath, STAGING_DIR } from "./layout.ts";
 import { rewriteSysconfig } from "./sysconfig.ts";
 

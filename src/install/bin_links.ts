@@ -7,7 +7,7 @@
  * @module
  */
 import { delimiter, join, relative, resolve, sep } from "node:path";
-import { envValue } from "./env.ts";
+import { envValue } from "../env.ts";
 import { compareKeys, installedKeys, KEY_PATTERN } from "./layout.ts";
 
 /** The bin dir: `--bin-dir`, else `PYPRIME_PYTHON_BIN_DIR`, else `$XDG_BIN_HOME`, else `~/.local/bin`. */

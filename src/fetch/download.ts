@@ -21,7 +21,7 @@
 import { createHash, type Hash } from "node:crypto";
 import { basename, dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { ChecksumMismatchError, PyprimeError, type PyprimeErrorOptions } from "./errors.ts";
+import { ChecksumMismatchError, PyprimeError, type PyprimeErrorOptions } from "../errors.ts";
 
 /** Options of {@link openUrl}. */
 export interface DownloadOptions {

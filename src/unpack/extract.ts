@@ -8,7 +8,7 @@
  * @module
  */
 import { createTarDecoder, type TarHeader } from "modern-tar";
-import { ArchiveError, PyprimeError, UnsafeEntryError } from "./errors.ts";
+import { ArchiveError, PyprimeError, UnsafeEntryError } from "../errors.ts";
 import {
   checkEntryType,
   checkPathLength,

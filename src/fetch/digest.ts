@@ -5,7 +5,7 @@
  * @module
  */
 import { createHash } from "node:crypto";
-import { ChecksumMismatchError, PyprimeError } from "./errors.ts";
+import { ChecksumMismatchError, PyprimeError } from "../errors.ts";
 
 /** A hashing pass-through and the digest it yields once the input has ended. */
 export interface DigestTap {

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { PyprimeError, type PyprimeErrorOptions } from "./errors.ts";
+import { PyprimeError, type PyprimeErrorOptions } from "../errors.ts";
 import { formatArch, isKnownLibc, normalizeArch, normalizeOs } from "./platform.ts";
 
 /** The build variants python-build-standalone publishes; `null` is the default GIL build. */

@@ -5,8 +5,8 @@
  * @module
  */
 import { basename, resolve } from "node:path";
-import { PyprimeError } from "./errors.ts";
-import type { ArchiveSource } from "./install.ts";
+import { PyprimeError } from "../errors.ts";
+import type { ArchiveSource } from "../install/install.ts";
 
 /**
  * Opens a local archive file for streaming.

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { ArchiveError } from "./errors.ts";
+import { ArchiveError } from "../errors.ts";
 import { isInstallKey } from "./layout.ts";
 
 /** How long the one-line probe may take: a healthy interpreter answers in ~30 ms. */

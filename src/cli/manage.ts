@@ -4,13 +4,13 @@
  * @module
  */
 import { join } from "node:path";
-import { binDir, syncLinks } from "./bin_links.ts";
-import { loadCatalog, matching } from "./catalog.ts";
-import { PyprimeError } from "./errors.ts";
-import { detectPlatform } from "./platform.ts";
-import { matchesInstalled, parseRequest } from "./request.ts";
-import { prepareInstallDir, removeTree, withInstallLock } from "./install.ts";
-import { installDir, installedKeys, interpreterPath, STAGING_DIR } from "./layout.ts";
+import { binDir, syncLinks } from "../install/bin_links.ts";
+import { loadCatalog, matching } from "../resolve/catalog.ts";
+import { PyprimeError } from "../errors.ts";
+import { detectPlatform } from "../resolve/platform.ts";
+import { matchesInstalled, parseRequest } from "../resolve/request.ts";
+import { prepareInstallDir, removeTree, withInstallLock } from "../install/install.ts";
+import { installDir, installedKeys, interpreterPath, STAGING_DIR } from "../install/layout.ts";
 import type { Output } from "./output.ts";
 
 /** Options shared by the management commands. */

@@ -5,11 +5,11 @@
  * @module
  */
 import { basename } from "node:path";
-import { type CompileReport, compileTree } from "./bytecode.ts";
-import { type BytecodeSettings, summarizeCompile } from "./cmd_compile.ts";
-import { PyprimeError } from "./errors.ts";
-import { abortOnSignals } from "./signals.ts";
-import type { ExtractLimits } from "./extract.ts";
+import { type CompileReport, compileTree } from "../bytecode/pool.ts";
+import { type BytecodeSettings, summarizeCompile } from "./compile.ts";
+import { PyprimeError } from "../errors.ts";
+import { abortOnSignals } from "../signals.ts";
+import type { ExtractLimits } from "../unpack/extract.ts";
 import {
   prepareInstallDir,
   promote,
@@ -17,15 +17,15 @@ import {
   stageArchive,
   type Staged,
   withInstallLock,
-} from "./install.ts";
-import { installDir as defaultInstallDir, interpreterPath } from "./layout.ts";
+} from "../install/install.ts";
+import { installDir as defaultInstallDir, interpreterPath } from "../install/layout.ts";
 import type { Output } from "./output.ts";
-import { normalizeSha256 } from "./digest.ts";
-import { binDir, onPath, syncLinks } from "./bin_links.ts";
-import { NetworkError } from "./download.ts";
-import { installedKeys } from "./layout.ts";
-import { type Plan, Planner, type PlanSettings } from "./plan.ts";
-import { matchesInstalled, parseKey } from "./request.ts";
+import { normalizeSha256 } from "../fetch/digest.ts";
+import { binDir, onPath, syncLinks } from "../install/bin_links.ts";
+import { NetworkError } from "../fetch/download.ts";
+import { installedKeys } from "../install/layout.ts";
+import { type Plan, Planner, type PlanSettings } from "../resolve/plan.ts";
+import { matchesInstalled, parseKey } from "../resolve/request.ts";
 
 /** Options of {@link runInstall}, as parsed from the command line. */
 export interface InstallCommandOptions {

@@ -6,7 +6,7 @@
  */
 import zlib from "node:zlib";
 import type { Transform } from "node:stream";
-import { ArchiveError } from "./errors.ts";
+import { ArchiveError } from "../errors.ts";
 
 /** The container formats pyprime reads. */
 export type ArchiveFormat = "gzip" | "zstd" | "tar";

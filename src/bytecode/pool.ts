@@ -25,8 +25,8 @@
  * @module
  */
 import { isAbsolute, join, resolve } from "node:path";
-import { CompileError, refusedPath } from "./errors.ts";
-import { WORKER_HELLO, WORKER_SOURCE } from "./bytecode_worker.ts";
+import { CompileError, refusedPath } from "../errors.ts";
+import { WORKER_HELLO, WORKER_SOURCE } from "./worker.ts";
 
 /** How a `.pyc` is checked against its source (PEP 552). */
 export type InvalidationMode = "timestamp" | "checked-hash" | "unchecked-hash";

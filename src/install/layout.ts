@@ -11,8 +11,8 @@
  * @module
  */
 import { join, resolve } from "node:path";
-import { envValue as env } from "./env.ts";
-import { ArchiveError, PyprimeError } from "./errors.ts";
+import { envValue as env } from "../env.ts";
+import { ArchiveError, PyprimeError } from "../errors.ts";
 
 /** Name of the folder of in-progress installs inside the install dir. */
 export const STAGING_DIR = ".staging";

@@ -7,7 +7,7 @@
  * @module
  */
 import type { TarHeader } from "modern-tar";
-import { UnsafeEntryError } from "./errors.ts";
+import { UnsafeEntryError } from "../errors.ts";
 
 /** What the extraction created at a path inside the destination. */
 export type PathKind = "file" | "dir" | "symlink";

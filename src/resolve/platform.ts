@@ -9,7 +9,7 @@
  *
  * @module
  */
-import { PyprimeError, type PyprimeErrorOptions } from "./errors.ts";
+import { PyprimeError, type PyprimeErrorOptions } from "../errors.ts";
 
 /** A platform a CPython build runs on. */
 export interface Platform {
