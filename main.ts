@@ -6,8 +6,7 @@
  */
 import { Command, CommanderError, Option } from "commander";
 import config from "./deno.json" with { type: "json" };
-import type { InvalidationMode } from "./src/bytecode/pool.ts";
-import type { BytecodeSettings } from "./src/cli/compile.ts";
+import type { BytecodeSettings, InvalidationMode } from "./src/bytecode/settings.ts";
 import { envValue as env } from "./src/env.ts";
 import { causeChain, PyprimeError, refusedPath } from "./src/errors.ts";
 import { Output } from "./src/cli/output.ts";

@@ -26,7 +26,8 @@ import {
   toCompact,
 } from "../src/resolve/catalog.ts";
 import { normalizeArch } from "../src/resolve/platform.ts";
-import { parseVersion, type PythonVersion, type Variant } from "../src/resolve/request.ts";
+import type { Variant } from "../src/resolve/request.ts";
+import { parseVersion, type PythonVersion } from "../src/resolve/version.ts";
 
 /** The GitHub API listing of python-build-standalone releases. */
 export const RELEASES_API =

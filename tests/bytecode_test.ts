@@ -1,14 +1,11 @@
 import assert from "node:assert/strict";
 import { dirname, join } from "node:path";
-import {
-  type CompileOptions,
-  compileTree,
-  findInterpreterFor,
-  isolationFlags,
-} from "../src/bytecode/pool.ts";
+import { findInterpreterFor } from "../src/bytecode/find_python.ts";
+import { compileTree } from "../src/bytecode/pool.ts";
+import { type CompileOptions, isolationFlags } from "../src/bytecode/settings.ts";
 import { runCompile } from "../src/cli/compile.ts";
 import { CompileError, PyprimeError } from "../src/errors.ts";
-import { exists } from "../src/install/layout.ts";
+import { exists } from "../src/fs.ts";
 import { Output } from "../src/cli/output.ts";
 import { sourcePython } from "./fixtures.ts";
 

@@ -3,20 +3,18 @@ import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import {
   type Catalog,
-  catalogAgeDays,
   CatalogError,
   type Download,
   flavourOf,
   loadCatalog,
-  matching,
-  mirrorUrl,
   parseCatalog,
   PBS_PREFIX,
-  resolve,
   toCompact,
 } from "../src/resolve/catalog.ts";
+import { catalogAgeDays, matching, mirrorUrl, resolve } from "../src/resolve/match.ts";
 import type { Platform } from "../src/resolve/platform.ts";
-import { parseRequest, RequestError } from "../src/resolve/request.ts";
+import { parseRequest } from "../src/resolve/request.ts";
+import { RequestError } from "../src/resolve/request_error.ts";
 import {
   catalogFromGithub,
   formatCompact,

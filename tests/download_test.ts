@@ -2,7 +2,8 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
-import { type DownloadOptions, NetworkError, openUrl } from "../src/fetch/download.ts";
+import { type DownloadOptions, openUrl } from "../src/fetch/download.ts";
+import { NetworkError } from "../src/fetch/network_error.ts";
 import { ChecksumMismatchError, PyprimeError } from "../src/errors.ts";
 import { type FaultScript, type FaultServer, startFaultServer } from "./fault_server.ts";
 

@@ -1,20 +1,22 @@
 import assert from "node:assert/strict";
 import {
-  compareVersions,
-  formatSpecifier,
   installKey,
   type KeyRequest,
   matchesInstalled,
   parseKey,
   parseRequest,
-  parseSpecifiers,
-  parseVersion,
   type PythonRequest,
-  RequestError,
-  satisfies,
-  versionMatches,
   type VersionRequest,
 } from "../src/resolve/request.ts";
+import { RequestError } from "../src/resolve/request_error.ts";
+import {
+  compareVersions,
+  formatSpecifier,
+  parseSpecifiers,
+  parseVersion,
+  satisfies,
+  versionMatches,
+} from "../src/resolve/version.ts";
 
 const noFiles = { exists: () => false };
 

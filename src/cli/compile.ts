@@ -5,29 +5,13 @@
  * @module
  */
 import { join, resolve } from "node:path";
-import {
-  type CompileReport,
-  compileTree,
-  findInterpreterFor,
-  type InvalidationMode,
-} from "../bytecode/pool.ts";
+import { findInterpreterFor } from "../bytecode/find_python.ts";
+import { compileTree } from "../bytecode/pool.ts";
+import type { InvalidationMode } from "../bytecode/settings.ts";
 import { abortOnSignals } from "../signals.ts";
 import { PyprimeError } from "../errors.ts";
 import type { Output } from "./output.ts";
-
-/** Bytecode settings shared by `install` and `compile`. */
-export interface BytecodeSettings {
-  /** Optimization levels to write. */
-  optimize: number[];
-  /** `.pyc` invalidation mode. */
-  invalidationMode: InvalidationMode;
-  /** Worker count. */
-  jobs?: number;
-  /** Regular expressions of paths to skip. */
-  exclude: RegExp[];
-  /** Per-file timeout in seconds. */
-  timeoutSeconds: number;
-}
+import { summarizeCompile } from "./summary.ts";
 
 /** Options of {@link runCompile}, as parsed from the command line. */
 export interface RunCompileOptions {
@@ -150,17 +134,4 @@ function toRegExp(source: string): RegExp {
       },
     );
   }
-}
-
-/** Prints the one-line bytecode summary, and the failures with `--verbose`. */
-export function summarizeCompile(report: CompileReport, out: Output): void {
-  const failed = report.failed.length
-    ? `, ${report.failed.length.toLocaleString("en-US")} failed`
-    : "";
-  out.info(
-    `Bytecode compiled ${report.compiled.toLocaleString("en-US")} files in ${
-      report.seconds.toFixed(2)
-    }s${failed}`,
-  );
-  for (const f of report.failed) out.debug(`  failed: ${f.path}: ${f.error}`);
 }

@@ -5,8 +5,9 @@
  * @module
  */
 import { basename } from "node:path";
-import { type CompileReport, compileTree } from "../bytecode/pool.ts";
-import { type BytecodeSettings, summarizeCompile } from "./compile.ts";
+import { compileTree } from "../bytecode/pool.ts";
+import type { BytecodeSettings, CompileReport } from "../bytecode/settings.ts";
+import { summarizeCompile } from "./summary.ts";
 import { PyprimeError } from "../errors.ts";
 import { abortOnSignals } from "../signals.ts";
 import type { ExtractLimits } from "../unpack/extract.ts";
@@ -22,7 +23,7 @@ import { installDir as defaultInstallDir, interpreterPath } from "../install/lay
 import type { Output } from "./output.ts";
 import { normalizeSha256 } from "../fetch/digest.ts";
 import { binDir, onPath, syncLinks } from "../install/bin_links.ts";
-import { NetworkError } from "../fetch/download.ts";
+import { NetworkError } from "../fetch/network_error.ts";
 import { installedKeys } from "../install/layout.ts";
 import { type Plan, Planner, type PlanSettings } from "../resolve/plan.ts";
 import { matchesInstalled, parseKey } from "../resolve/request.ts";

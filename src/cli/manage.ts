@@ -5,7 +5,8 @@
  */
 import { join } from "node:path";
 import { binDir, syncLinks } from "../install/bin_links.ts";
-import { loadCatalog, matching } from "../resolve/catalog.ts";
+import { loadCatalog } from "../resolve/catalog.ts";
+import { matching } from "../resolve/match.ts";
 import { PyprimeError } from "../errors.ts";
 import { detectPlatform } from "../resolve/platform.ts";
 import { matchesInstalled, parseRequest } from "../resolve/request.ts";

@@ -5,7 +5,8 @@
  * @module
  */
 import { binDir, onPath } from "../install/bin_links.ts";
-import { catalogAgeDays, loadCatalog } from "../resolve/catalog.ts";
+import { loadCatalog } from "../resolve/catalog.ts";
+import { catalogAgeDays } from "../resolve/match.ts";
 import { installDir, installedKeys } from "../install/layout.ts";
 import type { Output } from "./output.ts";
 import { detectPlatform, formatPlatform } from "../resolve/platform.ts";

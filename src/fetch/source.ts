@@ -6,7 +6,22 @@
  */
 import { basename, resolve } from "node:path";
 import { PyprimeError } from "../errors.ts";
-import type { ArchiveSource } from "../install/install.ts";
+
+/** A stream of archive bytes and what to call it in messages. */
+export interface ArchiveSource {
+  /** The raw (possibly compressed) archive bytes. */
+  stream: ReadableStream<Uint8Array>;
+  /** File name or URL, for messages. */
+  label: string;
+  /** Total size when known, for progress. */
+  size?: number;
+  /** Called once the digest matched (keeps a download in the cache). */
+  commit?: () => Promise<void>;
+  /** Called when the install failed (drops a partial cache file, or evicts a bad cached one). */
+  discard?: () => Promise<void>;
+  /** The bytes come from the download cache. */
+  fromCache?: boolean;
+}
 
 /**
  * Opens a local archive file for streaming.

@@ -12,25 +12,11 @@ import { ArchiveError, ChecksumMismatchError, PyprimeError, UnsafeEntryError } f
 import { type ExtractLimits, type ExtractResult, extractTar } from "../unpack/extract.ts";
 import { type InterpreterInfo, keyOf, probeInterpreter } from "./interpreter.ts";
 import type { Download } from "../resolve/catalog.ts";
-import { formatVersion } from "../resolve/request.ts";
-import { exists, pbsEntryPath, STAGING_DIR } from "./layout.ts";
+import { formatVersion } from "../resolve/version.ts";
+import type { ArchiveSource } from "../fetch/source.ts";
+import { exists } from "../fs.ts";
+import { pbsEntryPath, STAGING_DIR } from "./layout.ts";
 import { rewriteSysconfig } from "./sysconfig.ts";
-
-/** A stream of archive bytes and what to call it in messages. */
-export interface ArchiveSource {
-  /** The raw (possibly compressed) archive bytes. */
-  stream: ReadableStream<Uint8Array>;
-  /** File name or URL, for messages. */
-  label: string;
-  /** Total size when known, for progress. */
-  size?: number;
-  /** Called once the digest matched (keeps a download in the cache). */
-  commit?: () => Promise<void>;
-  /** Called when the install failed (drops a partial cache file, or evicts a bad cached one). */
-  discard?: () => Promise<void>;
-  /** The bytes come from the download cache. */
-  fromCache?: boolean;
-}
 
 /** Options of {@link stageArchive}. */
 export interface StageOptions {

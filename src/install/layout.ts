@@ -118,22 +118,3 @@ export function compareKeys(a: string, b: string): number {
 export function interpreterPath(installation: string): string {
   return join(installation, "bin", "python3");
 }
-
-/**
- * Whether anything (a file, folder or link, not followed) is at `path`. Only "not
- * found" means no; any other failure (a permission, a refused path) is thrown.
- *
- * @example
- * ```ts
- * await exists("/opt/pythons/.lock"); // true once an install ran there
- * ```
- */
-export async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.lstat(path);
-    return true;
-  } catch (err) {
-    if (err instanceof Deno.errors.NotFound) return false;
-    throw err;
-  }
-}

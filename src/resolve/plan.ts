@@ -6,16 +6,10 @@
  * @module
  */
 import { basename } from "node:path";
-import {
-  type Catalog,
-  CatalogError,
-  type Download,
-  loadCatalog,
-  mirrorUrl,
-  resolve,
-} from "./catalog.ts";
+import { type Catalog, CatalogError, type Download, loadCatalog } from "./catalog.ts";
+import { mirrorUrl, resolve } from "./match.ts";
 import { type DownloadOptions, openUrl } from "../fetch/download.ts";
-import type { ArchiveSource } from "../install/install.ts";
+import type { ArchiveSource } from "../fetch/source.ts";
 import { detectPlatform, parsePlatformOverride, type Platform } from "./platform.ts";
 import { parseRequest, type PythonRequest } from "./request.ts";
 import { openFile, openStdin } from "../fetch/source.ts";

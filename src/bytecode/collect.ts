@@ -1,0 +1,86 @@
+/**
+ * Walks the compile roots and lists the `.py` sources to send to the workers.
+ *
+ * @module
+ */
+import { join } from "node:path";
+import { CompileError, refusedPath } from "../errors.ts";
+
+/** A source to compile. */
+export interface Source {
+  path: string;
+  size: number;
+}
+
+/** The sources found under the roots. */
+export interface Collected {
+  sources: Source[];
+  /** Paths the line protocol cannot carry; reported as failures. */
+  unsendable: string[];
+  skipped: number;
+}
+
+/** Walks the roots; sync calls because they are several times cheaper than async ones here. */
+export function collectSources(roots: string[], exclude: RegExp[]): Collected {
+  const out: Collected = { sources: [], unsendable: [], skipped: 0 };
+  const seen = new Set<string>();
+  const excluded = (path: string) => exclude.some((re) => path.search(re) >= 0);
+  const add = (path: string, size: number) => {
+    if (seen.has(path)) return;
+    seen.add(path);
+    if (path.includes("\n")) out.unsendable.push(path);
+    else out.sources.push({ path, size });
+  };
+  const walk = (dir: string) => {
+    let entries: Deno.DirEntry[];
+    try {
+      entries = [...Deno.readDirSync(dir)];
+    } catch (err) {
+      throw fsError(`Cannot list ${dir}`, err);
+    }
+    for (const entry of entries) {
+      const path = join(dir, entry.name);
+      if (entry.isDirectory) {
+        if (entry.name === "__pycache__") continue;
+        if (excluded(path + "/")) out.skipped++;
+        else walk(path);
+      } else if (entry.name.endsWith(".py")) {
+        if (excluded(path) || !entry.isFile) out.skipped++;
+        else add(path, sizeOf(path));
+      }
+    }
+  };
+  for (const root of roots) {
+    let info: Deno.FileInfo;
+    try {
+      info = Deno.statSync(root);
+    } catch (err) {
+      throw fsError(`Cannot compile ${root}`, err);
+    }
+    const path = join(root);
+    if (info.isDirectory) {
+      if (excluded(path.endsWith("/") ? path : path + "/")) out.skipped++;
+      else walk(path);
+    } else if (excluded(path)) out.skipped++;
+    else add(path, info.size);
+  }
+  // Largest first: the big files start early and small ones fill the gaps at the end.
+  out.sources.sort((a, b) => b.size - a.size || (a.path < b.path ? -1 : 1));
+  return out;
+}
+
+/** A CompileError for a failed filesystem call, explaining paths Deno refuses. */
+function fsError(what: string, err: unknown): CompileError {
+  const refused = refusedPath(err);
+  if (refused) return new CompileError(refused.message, { hint: refused.hint, cause: err });
+  return new CompileError(`${what}: ${(err as Error).message}`, { cause: err });
+}
+
+/** The size used to order work; a file that vanished is still sent, to be reported. */
+function sizeOf(path: string): number {
+  try {
+    return Deno.lstatSync(path).size;
+  } catch {
+    return 0;
+  }
+}
