@@ -21,23 +21,8 @@ import {
   limitError,
   PathIndex,
 } from "./entry_policy.ts";
-
-/** Ceilings that stop a hostile or broken archive from filling the disk. */
-export interface ExtractLimits {
-  /** Total bytes of all regular-file bodies. */
-  maxTotalBytes: number;
-  /** Number of archive entries, skipped ones included. */
-  maxEntries: number;
-  /** Bytes of an entry's UTF-8 path relative to the destination (and of a link target). */
-  maxPathLength: number;
-}
-
-/** Limits that fit any real python-build-standalone archive with a wide margin. */
-export const DEFAULT_LIMITS: ExtractLimits = Object.freeze({
-  maxTotalBytes: 8 * 1024 ** 3,
-  maxEntries: 500_000,
-  maxPathLength: 4096,
-});
+import { DEFAULT_LIMITS, type ExtractLimits } from "./limits.ts";
+import { depth, setMtime, validDate, writeAllSync } from "./write.ts";
 
 /** Options of {@link extractTar}. */
 export interface ExtractOptions {
@@ -401,24 +386,4 @@ class Extraction {
       hint: "the archive is corrupt or incomplete; download it again",
     });
   }
-}
-
-function depth(rel: string): number {
-  let n = 0;
-  for (let i = rel.indexOf("/"); i !== -1; i = rel.indexOf("/", i + 1)) n++;
-  return n;
-}
-
-function validDate(date: Date | undefined): date is Date {
-  return date !== undefined && Number.isFinite(date.getTime());
-}
-
-/** Sets atime and mtime by path; callers only pass paths they just created (no links). */
-function setMtime(path: string, mtime: Date | undefined): void {
-  if (validDate(mtime)) Deno.utimeSync(path, mtime, mtime);
-}
-
-function writeAllSync(file: Deno.FsFile, data: Uint8Array): void {
-  let offset = 0;
-  while (offset < data.length) offset += file.writeSync(data.subarray(offset));
 }
