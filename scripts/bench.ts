@@ -26,7 +26,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { buildFixtures, type FixtureSet } from "./build_fixtures.ts";
 import { permissionFlags } from "./permissions.ts";
-import { sourcePython } from "../tests/fixtures.ts";
+import { sourcePython } from "../tests/support/fixtures.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const MAIN = join(ROOT, "main.ts");

@@ -1,27 +1,24 @@
 /**
- * Builds a real CPython of any minor Debian packages (`python3.X-minimal`,
+ * Builds a real CPython from a Debian suite's binary packages (`python3.X-minimal`,
  * `libpython3.X-minimal`, `libpython3.X-stdlib`, `libpython3.X-dev`) as a PBS
- * `install_only`-shaped tree, so tests can use interpreters this machine does not have
- * (3.14 and 3.15 from `sid`, or two patch releases of one minor from two suites).
+ * `install_only`-shaped tree, so tests can use interpreters this machine does not have:
+ * 3.14 and 3.15 from `sid`, or two patch releases of one minor from two suites.
  *
  * The machine's apt configuration is never changed: a private sources list naming the
- * suite (on the mirror the machine's own sources use), private state and cache dirs and
- * an empty dpkg status are passed to `apt-get update` / `apt-get download`, and the
- * packages are unpacked with `dpkg -x`. The binaries need a newer glibc than the host
- * may have, so the suite's `libc6` and the libraries the interpreter and `lib-dynload`
- * need (their NEEDED entries, recursively) go to a support folder, and `patchelf` points
- * the interpreter's ELF interpreter at that folder's loader and the RUNPATHs at it.
+ * suite on the mirror the machine's own sources use, private state and cache dirs and an
+ * empty dpkg status are passed to `apt-get update` / `apt-get download`, and the packages
+ * are unpacked with `dpkg -x`. The suite's binaries may need a newer glibc than the host
+ * has, so its `libc6` and the libraries the interpreter and `lib-dynload` need (NEEDED
+ * entries, recursively) go to a support folder, and `patchelf` points the interpreter's
+ * ELF interpreter and the RUNPATHs there.
  *
- * Signatures: apt checks the suite's `InRelease` against the host's
- * `debian-archive-keyring.gpg`. When that keyring lacks the suite's keys, the `stable`
- * suite (signed with keys the host knows) is used to fetch the current
- * `debian-archive-keyring` package, whose keyring then verifies the suite. Nothing is
- * ever marked `trusted=yes`.
+ * Signatures are checked against the host's Debian archive keyring; when it lacks the
+ * suite's keys, the `stable` suite (signed with keys the host has) supplies the current
+ * `debian-archive-keyring` package. Nothing is marked `trusted=yes`.
  *
- * Downloads and results live outside the repo, in
- * `${XDG_CACHE_HOME:-~/.cache}/pyprime-fixtures/debian/<suite>/`, keyed by the package
- * versions and this file's text; a lock file serializes callers and a build is made in a
- * temporary folder and renamed into place.
+ * Results live outside the repo, in `${XDG_CACHE_HOME:-~/.cache}/pyprime-fixtures/debian/
+ * <suite>/`, keyed by the package versions and this file's text. A lock file serializes
+ * callers; a build is made in a temporary folder and renamed into place.
  *
  * Run it with `deno run -A scripts/debian_python.ts [--suite=sid] 3.14 3.15`.
  *
@@ -53,11 +50,11 @@ export interface DebianPython {
   version: string;
   /** The Debian version of `python3.X-minimal`, e.g. `3.14.10-1`. */
   debVersion: string;
-  /** The folder containing `python/` (the PBS `install_only` root). */
+  /** The folder containing `python/` (what a PBS `install_only` archive unpacks to). */
   tree: string;
   /** `<tree>/python/bin/pythonX.Y`. */
   python: string;
-  /** Folder holding `lib/` with the suite's loader, libc and libraries. */
+  /** Folder whose `lib/` holds the suite's loader, libc and the libraries needed. */
   supportDir: string;
   /** The suite the packages came from. */
   suite: string;
@@ -65,7 +62,7 @@ export interface DebianPython {
   packages: string[];
   /** Bytes of the tree and of the support folder. */
   sizes: { tree: number; support: number };
-  /** Anything that differs from a real PBS archive, in words. */
+  /** What differs from a plain unpack, in words. */
   notes: string[];
   /** Seconds the original build took. */
   buildSeconds: number;
@@ -79,55 +76,43 @@ export function defaultCacheDir(): string {
   return join(base, "pyprime-fixtures", "debian");
 }
 
+type Pkg = Record<string, string>;
 const decoder = new TextDecoder();
 const HOST_KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg";
 const FALLBACK_MIRROR = "http://deb.debian.org/debian";
-/** Stdlib folders and files left out, as `build_fixtures.ts` leaves them out. */
+/** Left out of the stdlib, as `build_fixtures.ts` leaves them out. */
 const SKIP_DIRS = new Set(["__pycache__", "test", "tests", "idle_test"]);
-const SKIP_FILES = new Set(["EXTERNALLY-MANAGED"]);
-const PBS_PREFIX = "/install";
+/** Unpacked into the support folder as is: the loader and libc need no RUNPATH. */
+const LIBC_PKGS = new Set(["libc6", "libgcc-s1"]);
 
-async function run(cmd: string, args: string[], opts: { cwd?: string } = {}): Promise<string> {
-  const out = await new Deno.Command(cmd, {
-    args,
-    cwd: opts.cwd,
-    stdin: "null",
-    env: { LC_ALL: "C", DEBIAN_FRONTEND: "noninteractive" },
-  }).output();
+async function run(cmd: string, args: string[], cwd?: string): Promise<string> {
+  const env = { LC_ALL: "C", DEBIAN_FRONTEND: "noninteractive" };
+  const out = await new Deno.Command(cmd, { args, cwd, env, stdin: "null" }).output();
   if (!out.success) {
     const err = decoder.decode(out.stderr).trim().split("\n").filter((l) => !l.startsWith("W:"));
-    throw new Error(`${cmd} ${args.slice(-3).join(" ")} failed: ${err.slice(-3).join(" | ")}`);
+    throw new Error(`${cmd} ${args.slice(-2).join(" ")} failed: ${err.slice(-3).join(" | ")}`);
   }
   return decoder.decode(out.stdout);
 }
 
-async function exists(path: string): Promise<boolean> {
-  return await Deno.lstat(path).then(() => true, () => false);
-}
+const exists = (path: string) => Deno.lstat(path).then(() => true, () => false);
 
-/** The entries of `dir`, none when it does not exist. */
-async function list(dir: string): Promise<Deno.DirEntry[]> {
-  const out: Deno.DirEntry[] = [];
-  try {
-    for await (const e of Deno.readDir(dir)) out.push(e);
-  } catch (err) {
-    if (!(err instanceof Deno.errors.NotFound)) throw err;
-  }
-  return out;
-}
+const list = (dir: string): Promise<Deno.DirEntry[]> =>
+  Array.fromAsync(Deno.readDir(dir)).catch((e) =>
+    e instanceof Deno.errors.NotFound ? [] : Promise.reject(e)
+  );
 
-/** Installs patchelf when running as root, else fails naming the package. */
 async function ensurePatchelf(log: (l: string) => void) {
   if (await run("patchelf", ["--version"]).then(() => true, () => false)) return;
-  if (Deno.uid() !== 0) throw new Error("patchelf is missing: install the Debian package patchelf");
+  const missing = "patchelf is missing: install the Debian package patchelf";
+  if (Deno.uid() !== 0) throw new Error(missing);
   log("installing patchelf with apt-get");
-  await run("apt-get", ["install", "-y", "-q", "patchelf"]).catch(async () => {
-    await run("apt-get", ["update", "-q"]);
-    await run("apt-get", ["install", "-y", "-q", "patchelf"]);
+  await run("apt-get", ["install", "-y", "-q", "patchelf"]).catch(() => {
+    throw new Error(missing);
   });
 }
 
-/** The Debian mirror the machine's own sources name, read from its apt config. */
+/** The Debian mirror the machine's own apt sources name. */
 async function hostMirror(): Promise<string> {
   const files = ["/etc/apt/sources.list"];
   for (const e of await list("/etc/apt/sources.list.d")) {
@@ -142,7 +127,7 @@ async function hostMirror(): Promise<string> {
   return FALLBACK_MIRROR;
 }
 
-/** A private apt: own sources list, state, cache and an empty dpkg status. */
+/** apt with its own sources list, state, cache and an empty dpkg status. */
 class PrivateApt {
   constructor(readonly dir: string, readonly suite: string, readonly arch: string) {}
 
@@ -173,6 +158,7 @@ class PrivateApt {
     await Deno.writeTextFile(`${this.dir}/sources.list`, line);
   }
 
+  /** Runs `apt-get update` when the lists are older than `maxAgeHours`. */
   async update(maxAgeHours: number): Promise<boolean> {
     const stamp = `${this.dir}/updated`;
     const age = await Deno.stat(stamp).then((s) => Date.now() - s.mtime!.getTime(), () => Infinity);
@@ -182,37 +168,30 @@ class PrivateApt {
     return true;
   }
 
-  /** `apt-cache show` paragraphs by package name; names with no package are left out. */
-  async show(names: string[]): Promise<Map<string, Record<string, string>>> {
-    const out = await new Deno.Command("apt-cache", {
-      args: [...this.opts(), "show", "--no-all-versions", ...names],
-      env: { LC_ALL: "C" },
-      stdin: "null",
-    }).output();
-    const found = new Map<string, Record<string, string>>();
+  /** `apt-cache show` paragraphs by package name; unknown names are left out. */
+  async show(names: string[]): Promise<Map<string, Pkg>> {
+    const args = [...this.opts(), "show", "--no-all-versions", ...names];
+    const out = await new Deno.Command("apt-cache", { args, env: { LC_ALL: "C" } }).output();
+    const found = new Map<string, Pkg>();
     for (const para of decoder.decode(out.stdout).split(/\n\n+/)) {
-      const f: Record<string, string> = {};
+      const f: Pkg = {};
       for (const m of para.matchAll(/^([\w-]+): (.*(?:\n .*)*)/gm)) f[m[1]] = m[2];
       if (f.Package && !found.has(f.Package)) found.set(f.Package, f);
     }
     return found;
   }
 
-  /** Downloads `pkg=version` into `dir` unless the file is there; returns the file paths. */
-  async download(dir: string, pkgs: Record<string, string>[]): Promise<string[]> {
-    const file = (p: Record<string, string>) =>
+  /** Downloads the packages into `dir` unless there; returns the `.deb` paths. */
+  async download(dir: string, pkgs: Pkg[]): Promise<string[]> {
+    const file = (p: Pkg) =>
       join(dir, `${p.Package}_${p.Version.replace(":", "%3a")}_${p.Architecture}.deb`);
     const missing = [];
     for (const p of pkgs) if (!(await exists(file(p)))) missing.push(p);
     if (missing.length) {
       const tmp = await Deno.makeTempDir({ dir, prefix: ".dl-" });
       try {
-        await run("apt-get", [
-          ...this.opts(),
-          "-q",
-          "download",
-          ...missing.map((p) => `${p.Package}=${p.Version}`),
-        ], { cwd: tmp });
+        const names = missing.map((p) => `${p.Package}=${p.Version}`);
+        await run("apt-get", [...this.opts(), "-q", "download", ...names], tmp);
         for (const p of missing) await Deno.rename(join(tmp, basename(file(p))), file(p));
       } finally {
         await Deno.remove(tmp, { recursive: true });
@@ -222,24 +201,23 @@ class PrivateApt {
   }
 }
 
-/** Updates the suite's lists; when the keyring cannot verify them, gets a newer one. */
+/** Brings the suite's lists up to date; gets a newer keyring when the one used fails. */
 async function prepareApt(apt: PrivateApt, root: string, opts: DebianPythonOptions) {
   const log = opts.log ?? (() => {});
   const mirror = await hostMirror();
   const own = join(apt.dir, "debian-archive-keyring.gpg");
   const keyring = (await exists(own)) ? own : (opts.keyring ?? HOST_KEYRING);
   await apt.setup(mirror, keyring);
-  const age = opts.maxListAgeHours ?? 24;
   try {
-    if (await apt.update(age)) log(`updated ${apt.suite} package lists from ${mirror}`);
+    if (await apt.update(opts.maxListAgeHours ?? 24)) log(`updated ${apt.suite} lists`);
     return;
   } catch (err) {
-    const msg = String((err as Error).message);
-    if (!/NO_PUBKEY|EXPKEYSIG|signature|not signed|is not valid/i.test(msg) || keyring === own) {
+    const msg = (err as Error).message;
+    if (keyring === own || !/NO_PUBKEY|EXPKEYSIG|signature|not signed|not valid/i.test(msg)) {
       if (await exists(join(apt.dir, "updated"))) return log(`using old lists: ${msg}`);
       throw err;
     }
-    log(`${keyring} cannot verify ${apt.suite}; fetching debian-archive-keyring from stable`);
+    log(`${keyring} cannot verify ${apt.suite}; getting debian-archive-keyring from stable`);
   }
   const boot = new PrivateApt(join(root, "_stable-keyring", "apt"), "stable", apt.arch);
   await boot.setup(mirror, HOST_KEYRING);
@@ -255,8 +233,12 @@ async function prepareApt(apt: PrivateApt, root: string, opts: DebianPythonOptio
   await apt.update(0);
 }
 
-/** The packages to unpack: the python ones plus the `lib*` packages they depend on. */
-async function resolvePackages(apt: PrivateApt, minor: string) {
+/** The python packages plus the library packages (`Section: libs`) they depend on. */
+async function resolvePackages(apt: PrivateApt, minor: string): Promise<Pkg[]> {
+  const saved = join(apt.dir, `resolved-python${minor}.json`);
+  const lists = (await Deno.stat(join(apt.dir, "updated"))).mtime!.getTime();
+  const old = await Deno.readTextFile(saved).then(JSON.parse, () => undefined);
+  if (old?.lists === lists) return old.pkgs;
   const wanted = [
     `python${minor}-minimal`,
     `libpython${minor}-minimal`,
@@ -264,218 +246,192 @@ async function resolvePackages(apt: PrivateApt, minor: string) {
   ];
   const dev = `libpython${minor}-dev`;
   const found = await apt.show([...wanted, dev, "libc6"]);
-  for (const name of wanted) {
-    if (!found.has(name)) throw new Error(`${apt.suite} has no package ${name}`);
-  }
-  // Follow Depends into library packages (Section: libs) only: the shared objects the
-  // NEEDED walk in assemble() looks for are in those.
+  const absent = wanted.find((name) => !found.has(name));
+  if (absent) throw new Error(`${apt.suite} has no package ${absent}`);
   const seen = new Set(found.keys());
-  let todo = [...found.values()];
-  while (todo.length) {
+  for (let todo = [...found.values()]; todo.length;) {
     const deps = new Set<string>();
-    for (const p of todo) {
-      if (p.Package === dev) continue;
+    for (const p of todo.filter((p) => p.Package !== dev)) {
       for (const alt of `${p.Depends ?? ""},${p["Pre-Depends"] ?? ""}`.split(",")) {
         const name = alt.split("|")[0].trim().split(/[\s:(]/)[0];
         if (name && !/-dev$|^libpython/.test(name) && !seen.has(name)) deps.add(name);
       }
     }
-    for (const d of deps) seen.add(d);
-    const more = new Map(
-      [...(deps.size ? await apt.show([...deps]) : [])].filter(([, v]) =>
-        /(^|\/)libs$/.test(v.Section ?? "")
-      ),
-    );
-    for (const [k, v] of more) found.set(k, v);
-    todo = [...more.values()];
+    deps.forEach((d) => seen.add(d));
+    const more = [...(deps.size ? await apt.show([...deps]) : [])]
+      .filter(([, p]) => /(^|\/)libs$/.test(p.Section ?? ""));
+    for (const [k, p] of more) found.set(k, p);
+    todo = more.map(([, p]) => p);
   }
-  return [...found.values()].sort((a, b) => a.Package.localeCompare(b.Package));
+  const pkgs = [...found.values()].sort((a, b) => a.Package.localeCompare(b.Package))
+    .map(({ Package, Version, Architecture }) => ({ Package, Version, Architecture }));
+  await Deno.writeTextFile(saved, JSON.stringify({ lists, pkgs }));
+  return pkgs;
 }
 
-async function isElf(path: string): Promise<boolean> {
-  using f = await Deno.open(path);
-  const head = new Uint8Array(4);
-  return (await f.read(head)) === 4 && decoder.decode(head) === "\x7fELF";
-}
+const needed = async (path: string) =>
+  (await run("patchelf", ["--print-needed", path])).split("\n").filter(Boolean);
 
-async function needed(path: string): Promise<string[]> {
-  return (await run("patchelf", ["--print-needed", path])).split("\n").filter(Boolean);
-}
-
-/** Removes what a PBS-like slim tree does not ship and symlinks that leave the tree. */
+/** Drops tests, caches, `EXTERNALLY-MANAGED`, static libs and symlinks out of the tree. */
 async function prune(dir: string, top: string, notes: string[]) {
-  for await (const e of Deno.readDir(dir)) {
+  for (const e of await list(dir)) {
     const p = join(dir, e.name);
     if (e.isSymlink) {
       const real = await Deno.realPath(p).catch(() => "");
-      const alias = /^_sysconfigdata_.*\.py$/.test(e.name); // Debian's second name for it
-      if (alias || !real.startsWith(top + "/")) {
-        notes.push(`dropped symlink lib/${p.slice(top.length + 1)}`);
+      if (/^_sysconfigdata_.*\.py$/.test(e.name) || !real.startsWith(top + "/")) {
+        notes.push(`dropped symlink ${p.slice(top.length + 1)}`);
         await Deno.remove(p);
       }
     } else if (e.isDirectory) {
-      const drop = SKIP_DIRS.has(e.name) || e.name === "dist-packages" ||
-        e.name === "site-packages";
-      if (drop) await Deno.remove(p, { recursive: true });
-      else await prune(p, top, notes);
-    } else if (SKIP_FILES.has(e.name) || /\.(pyc|pyo|a)$/.test(e.name)) {
+      if (SKIP_DIRS.has(e.name) || /^(site|dist)-packages$/.test(e.name)) {
+        await Deno.remove(p, { recursive: true });
+      } else await prune(p, top, notes);
+    } else if (e.name === "EXTERNALLY-MANAGED" || /\.(pyc|pyo|a)$/.test(e.name)) {
       await Deno.remove(p);
     }
   }
 }
 
-/** Debian's prefix `/usr` -> PBS's `/install`, on whole path components; TZPATH stays. */
+/** Debian's prefix `/usr` becomes PBS's `/install`; `TZPATH` names the host's tzdata. */
 async function rewritePrefix(path: string) {
-  const text = await Deno.readTextFile(path);
-  const lines = text.split("\n").map((l) =>
-    /["']TZPATH["']/.test(l) ? l : l.replace(/\/usr(?![\w.+-])/g, PBS_PREFIX)
+  const lines = (await Deno.readTextFile(path)).split("\n").map((l) =>
+    /["']TZPATH["']/.test(l) ? l : l.replace(/\/usr(?![\w.+-])/g, "/install")
   );
   await Deno.writeTextFile(path, lines.join("\n"));
 }
 
-/** Undoes Debian's install-scheme patches: `posix_prefix` and `site-packages`, as upstream. */
+/** Turns Debian's `posix_local` scheme and `dist-packages` back into upstream's. */
 async function undoDebianSchemes(lib: string) {
-  const sc = join(lib, "sysconfig", "__init__.py");
-  const text = await Deno.readTextFile(sc);
-  await Deno.writeTextFile(
-    sc,
-    text.replace(/prefix_scheme = 'posix_local'/g, "prefix_scheme = 'posix_prefix'"),
+  const edit = async (path: string, fn: (s: string) => string) =>
+    await Deno.writeTextFile(path, fn(await Deno.readTextFile(path)));
+  await edit(
+    join(lib, "sysconfig", "__init__.py"),
+    (s) => s.replace(/prefix_scheme = 'posix_local'/g, "prefix_scheme = 'posix_prefix'"),
   );
-  const site = join(lib, "site.py");
-  const s = (await Deno.readTextFile(site))
-    .replace(/\n +if is_virtual_environment:\n[\s\S]*?# this one is deprecated for Debian\n/, "\n")
-    .replace(/(for libdir in libdirs:\n[^]*?)"dist-packages"\)/, '$1"site-packages")');
-  await Deno.writeTextFile(site, s);
+  await edit(
+    join(lib, "site.py"),
+    (s) =>
+      s.replace(/\n +if is_virtual_environment:\n[^]*?# this one is deprecated for Debian\n/, "\n")
+        .replace(/(for libdir in libdirs:\n[^]*?)"dist-packages"\)/, '$1"site-packages")'),
+  );
 }
 
 /**
- * `site` is frozen into the interpreter, so its Debian `dist-packages` list ignores the
- * patched `site.py`: the marshalled constant `dist-packages` (a short interned string,
- * `z\x0d` or `Z\x0d`, same length as `site-packages`) is overwritten in the binary.
- * `site.getsitepackages()` then names `local/lib/pythonX.Y/site-packages` and
- * `lib/python3/site-packages` too, which do not exist and so stay off `sys.path`.
+ * `site` is frozen into the interpreter, so the patched `site.py` is not what runs. The
+ * marshalled constant `dist-packages` (a short interned string, `z\x0d` or `Z\x0d`, as
+ * long as `site-packages`) is overwritten in the binary: `lib/pythonX.Y/site-packages`
+ * joins `sys.path`, and Debian's two other entries name folders that do not exist.
  */
 async function patchFrozenSite(exe: string): Promise<number> {
   const data = await Deno.readFile(exe);
-  const from = new TextEncoder().encode("dist-packages");
-  const to = new TextEncoder().encode("site-packages");
+  const [from, to] = ["dist-packages", "site-packages"].map((s) => new TextEncoder().encode(s));
   let count = 0;
   for (let i = data.indexOf(from[0], 2); i >= 0; i = data.indexOf(from[0], i + 1)) {
-    if (data[i - 1] !== 0x0d || ((data[i - 2] & 0x7f) | 0x20) !== 0x7a) continue;
-    if (from.every((b, k) => data[i + k] === b)) data.set(to, i), count++;
+    const marshalled = data[i - 1] === 0x0d && ((data[i - 2] & 0x7f) | 0x20) === 0x7a;
+    if (!marshalled || !from.every((b, k) => data[i + k] === b)) continue;
+    data.set(to, i);
+    count++;
   }
   if (count) await Deno.writeFile(exe, data);
   return count;
 }
 
-async function sizeOf(path: string): Promise<number> {
-  const info = await Deno.lstat(path);
-  if (!info.isDirectory) return info.size;
-  let total = 0;
-  for await (const e of Deno.readDir(path)) total += await sizeOf(join(path, e.name));
-  return total;
-}
+const du = async (path: string) => Number((await run("du", ["-sb", path])).split("\t")[0]);
 
 const PROBE = `
 import json, platform, sys, sysconfig
 import ssl, sqlite3, zlib, ctypes, decimal
 print(json.dumps({"version": platform.python_version(), "prefix": sys.prefix,
-  "paths": sysconfig.get_paths(), "path": sys.path,
-  "ssl": ssl.OPENSSL_VERSION, "sqlite": sqlite3.sqlite_version}))
+  "paths": sysconfig.get_paths(), "path": sys.path}))
 `;
 
-/** Runs the built interpreter and checks it imports and reports the tree as its home. */
+/** Runs the interpreter: it must import the C modules and see the tree as its home. */
 async function verify(python: string, home: string, minor: string): Promise<string> {
-  const out = await new Deno.Command(python, {
-    args: ["-I", "-B", "-c", PROBE],
-    clearEnv: true,
-    env: { LC_ALL: "C.UTF-8" },
-  }).output();
+  const args = ["-I", "-B", "-c", PROBE];
+  const out = await new Deno.Command(python, { args, clearEnv: true, env: { LC_ALL: "C.UTF-8" } })
+    .output();
   if (!out.success) throw new Error(`${python} fails: ${decoder.decode(out.stderr).trim()}`);
   const p = JSON.parse(decoder.decode(out.stdout));
   const site = `${home}/lib/python${minor}/site-packages`;
-  const bad = Object.entries(p.paths as Record<string, string>).filter(([, v]) =>
-    v !== home && !v.startsWith(home + "/")
-  );
-  if (p.prefix !== home || bad.length || p.paths.purelib !== site || !p.path.includes(site)) {
-    throw new Error(`${python} does not see its tree: ${decoder.decode(out.stdout).trim()}`);
-  }
+  const paths = Object.values(p.paths as Record<string, string>);
+  if (
+    p.prefix !== home || paths.some((v) => v !== home && !v.startsWith(home + "/")) ||
+    p.paths.purelib !== site || !p.path.includes(site)
+  ) throw new Error(`${python} does not see its tree: ${decoder.decode(out.stdout).trim()}`);
   return p.version;
 }
 
-/** Lays out the unpacked packages as `<out>/tree/python` and `<out>/support/lib`. */
+/** Lays out the unpacked `x/{libc,rest}` as `<out>/tree/python` and `<out>/support/lib`. */
 async function assemble(x: string, out: string, final: string, minor: string, notes: string[]) {
-  const ma = (await list(join(x, "libc6", "usr", "lib"))).find((e) => e.name.includes("-linux-"))
-    ?.name;
+  const libcDirs = await list(join(x, "libc", "usr", "lib"));
+  const ma = libcDirs.find((e) => e.name.includes("-linux-"))?.name; // x86_64-linux-gnu
   if (!ma) throw new Error("libc6 has no usr/lib/<multiarch> folder");
+  const usr = join(x, "rest", "usr");
   const home = join(out, "tree", "python");
   const lib = join(home, "lib", `python${minor}`);
   const support = join(out, "support", "lib");
-  await Deno.mkdir(join(home, "bin"), { recursive: true });
-  await Deno.mkdir(join(home, "lib"));
-  await Deno.mkdir(support, { recursive: true });
+  for (const d of [join(home, "bin"), join(home, "lib", "pkgconfig"), support]) {
+    await Deno.mkdir(d, { recursive: true });
+  }
   const exe = join(home, "bin", `python${minor}`);
-  await Deno.rename(join(x, "rest", "usr", "bin", `python${minor}`), exe);
+  await Deno.rename(join(usr, "bin", `python${minor}`), exe);
   for (const l of ["python3", "python"]) await Deno.symlink(`python${minor}`, join(home, "bin", l));
-  await Deno.rename(join(x, "rest", "usr", "lib", `python${minor}`), lib);
+  await Deno.rename(join(usr, "lib", `python${minor}`), lib);
   await prune(lib, join(home, "lib"), notes);
   await Deno.mkdir(join(lib, "site-packages"));
   await Deno.writeTextFile(
     join(lib, "site-packages", "README.txt"),
-    "This directory exists so that 3rd party packages can be installed\nhere.  Read the source for site.py for more details.\n",
+    "This directory exists so that 3rd party packages can be installed\n" +
+      "here.  Read the source for site.py for more details.\n",
   );
   await undoDebianSchemes(lib);
-  if (!(await patchFrozenSite(exe))) notes.push("frozen site module not patched");
-  for await (const e of Deno.readDir(lib)) {
-    if (e.name.startsWith("build-details.") && e.name.endsWith(".json")) {
-      await Deno.rename(join(lib, e.name), join(lib, "build-details.json"));
-    }
-  }
+  if (!(await patchFrozenSite(exe))) notes.push("frozen site module still says dist-packages");
   const configs = [];
-  for await (const e of Deno.readDir(lib)) {
-    if (/^(_sysconfigdata_.*\.py|_sysconfig_vars_.*\.json|build-details\.json)$/.test(e.name)) {
+  for (const e of await list(lib)) {
+    if (/^build-details\..*\.json$/.test(e.name)) { // Debian: build-details..<multiarch>.json
+      await Deno.rename(join(lib, e.name), join(lib, "build-details.json"));
+      configs.push(join(lib, "build-details.json"));
+    }
+    if (/^(_sysconfigdata_.*\.py|_sysconfig_vars_.*\.json)$/.test(e.name)) {
       configs.push(join(lib, e.name));
     }
     if (e.name.startsWith("config-")) configs.push(join(lib, e.name, "Makefile"));
   }
-  const include = join(x, "rest", "usr", "include", `python${minor}`);
+  const include = join(usr, "include", `python${minor}`);
   if (await exists(include)) {
     await Deno.mkdir(join(home, "include"));
     await Deno.rename(include, join(home, "include", `python${minor}`));
-    const cfg = join(x, "rest", "usr", "include", ma, `python${minor}`, "pyconfig.h");
+    const cfg = join(usr, "include", ma, `python${minor}`, "pyconfig.h");
     if (await exists(cfg)) {
       await Deno.copyFile(cfg, join(home, "include", `python${minor}`, "pyconfig.h"));
     }
-    const pc = join(x, "rest", "usr", "lib", ma, "pkgconfig");
-    await Deno.mkdir(join(home, "lib", "pkgconfig"));
-    for (const e of await list(pc)) {
+    for (const e of await list(join(usr, "lib", ma, "pkgconfig"))) {
       if (!e.name.startsWith(`python-${minor}`)) continue;
-      await Deno.copyFile(join(pc, e.name), join(home, "lib", "pkgconfig", e.name));
+      await Deno.copyFile(
+        join(usr, "lib", ma, "pkgconfig", e.name),
+        join(home, "lib", "pkgconfig", e.name),
+      );
       configs.push(join(home, "lib", "pkgconfig", e.name));
     }
   } else notes.push(`no libpython${minor}-dev: no headers`);
   for (const c of configs) if (await exists(c)) await rewritePrefix(c);
-  // Support libraries: libc6 whole, plus the NEEDED closure of the interpreter and modules.
-  const dirsOf = (pkg: string) => [join(x, pkg, "usr/lib", ma), join(x, pkg, "lib", ma)];
-  const finalSupport = join(final, "support", "lib");
-  const copyFrom = async (src: string, own: boolean) => {
-    const name = basename(src);
-    if (await exists(join(support, name))) return;
-    await Deno.copyFile(await Deno.realPath(src), join(support, name));
-    if (own && !name.startsWith("ld-linux") && (await needed(join(support, name))).length) {
-      await run("patchelf", ["--set-rpath", "$ORIGIN", join(support, name)]);
-    }
+
+  // Support: libc6 and libgcc-s1 whole, plus the NEEDED closure of interpreter and modules.
+  const copy = async (src: string, patch: boolean) => {
+    const to = join(support, basename(src));
+    if (await exists(to)) return;
+    await Deno.copyFile(await Deno.realPath(src), to);
+    // RUNPATH is not inherited: libcrypto must find the suite's libzstd, not the host's.
+    if (patch && (await needed(to)).length) await run("patchelf", ["--set-rpath", "$ORIGIN", to]);
   };
-  for (const d of dirsOf("libc6")) {
+  const dirsOf = (pkg: string) => [join(x, pkg, "usr/lib", ma), join(x, pkg, "lib", ma)];
+  for (const d of dirsOf("libc")) {
     for (const e of await list(d)) {
-      if (e.name.includes(".so") && !e.isDirectory) await copyFrom(join(d, e.name), false);
+      if (/\.so/.test(e.name) && !e.isDirectory) await copy(join(d, e.name), false);
     }
   }
-  const modules = [];
-  for await (const e of Deno.readDir(join(lib, "lib-dynload"))) {
-    const p = join(lib, "lib-dynload", e.name);
-    if (e.isFile && (await isElf(p))) modules.push(p);
-  }
+  const modules = (await list(join(lib, "lib-dynload"))).filter((e) => e.name.endsWith(".so"))
+    .map((e) => join(lib, "lib-dynload", e.name));
   const queue = [exe, ...modules];
   for (let i = 0; i < queue.length; i++) {
     for (const soname of await needed(queue[i])) {
@@ -485,29 +441,28 @@ async function assemble(x: string, out: string, final: string, minor: string, no
       if (hit < 0) {
         throw new Error(`no package provides ${soname} (NEEDED by ${basename(queue[i])})`);
       }
-      await copyFrom(src[hit], true);
+      await copy(src[hit], true);
       queue.push(join(support, soname));
     }
   }
-  const loader = basename(
-    await run("patchelf", ["--print-interpreter", exe]).then((s) => s.trim()),
-  );
+  const finalSupport = join(final, "support", "lib");
+  const loader = basename((await run("patchelf", ["--print-interpreter", exe])).trim());
   if (!(await exists(join(support, loader)))) throw new Error(`libc6 has no ${loader}`);
+  const rpath = `$ORIGIN/../lib:${finalSupport}`;
   await run("patchelf", [
     "--set-interpreter",
     join(finalSupport, loader),
     "--set-rpath",
-    `$ORIGIN/../lib:${finalSupport}`,
+    rpath,
     exe,
   ]);
   for (const m of modules) await run("patchelf", ["--set-rpath", finalSupport, m]);
-  notes.push("interpreter and lib-dynload load the suite's glibc from the support folder");
 }
 
 /**
  * Builds (or takes from the cache) CPython `minor` from the Debian `suite`'s packages as
- * a PBS `install_only` tree. Safe for concurrent callers: a lock file per suite
- * serializes them, and a build is renamed into place only when complete.
+ * a PBS `install_only` tree whose interpreter runs on this machine. Safe for concurrent
+ * callers: a lock file per suite serializes them, and a build appears only when complete.
  *
  * @example
  * ```ts
@@ -517,9 +472,8 @@ async function assemble(x: string, out: string, final: string, minor: string, no
  */
 export async function debianPython(opts: DebianPythonOptions): Promise<DebianPython> {
   const started = performance.now();
-  const log = opts.log ?? (() => {});
-  const suite = opts.suite ?? "sid";
-  if (!/^3\.\d+$/.test(opts.minor)) throw new RangeError(`minor must be 3.N, got ${opts.minor}`);
+  const { minor, log = () => {}, suite = "sid" } = opts;
+  if (!/^3\.\d+$/.test(minor)) throw new RangeError(`minor must be 3.N, got ${minor}`);
   if (!/^[a-z][a-z0-9-]*$/.test(suite)) throw new RangeError(`bad suite name ${suite}`);
   const root = opts.cacheDir ?? defaultCacheDir();
   const dir = join(root, suite);
@@ -529,37 +483,34 @@ export async function debianPython(opts: DebianPythonOptions): Promise<DebianPyt
   const arch = (await run("dpkg", ["--print-architecture"])).trim();
   const apt = new PrivateApt(join(dir, "apt"), suite, arch);
   await prepareApt(apt, root, opts);
-  const pkgs = await resolvePackages(apt, opts.minor);
+  const pkgs = await resolvePackages(apt, minor);
   const packages = pkgs.map((p) => `${p.Package}=${p.Version}`);
   const self = new URL(import.meta.url);
   const script = self.protocol === "file:" ? await Deno.readFile(self) : self.href;
   const key = createHash("sha256").update(script).update(packages.join("\n")).digest("hex");
-  const debVersion = pkgs.find((p) => p.Package === `python${opts.minor}-minimal`)!.Version;
-  const final = join(
-    dir,
-    `python${opts.minor}_${debVersion.replace(":", "_")}_${key.slice(0, 10)}`,
-  );
+  const debVersion = pkgs.find((p) => p.Package === `python${minor}-minimal`)!.Version;
+  const final = join(dir, `python${minor}_${debVersion.replace(":", "_")}_${key.slice(0, 10)}`);
   const stamp = join(final, "result.json");
   if (await exists(stamp)) {
-    log(`python${opts.minor} ${debVersion} (${suite}) is in ${final}`);
+    log(`python${minor} ${debVersion} (${suite}) is in ${final}`);
     return { ...JSON.parse(await Deno.readTextFile(stamp)), cached: true };
   }
   await ensurePatchelf(log);
-  for await (const e of Deno.readDir(dir)) {
+  for (const e of await list(dir)) {
     if (e.name.startsWith(".tmp-")) await Deno.remove(join(dir, e.name), { recursive: true });
   }
   await Deno.mkdir(join(dir, "debs"), { recursive: true });
-  log(`getting ${packages.length} packages for python${opts.minor} ${debVersion} from ${suite}`);
+  log(`getting ${pkgs.length} packages for python${minor} ${debVersion} from ${suite}`);
   const debs = await apt.download(join(dir, "debs"), pkgs);
   const tmp = join(dir, `.tmp-${crypto.randomUUID()}`);
-  const notes: string[] = [];
+  const notes = ["interpreter and lib-dynload load the suite's glibc from the support folder"];
   try {
     for (const [i, deb] of debs.entries()) {
-      const to = join(tmp, "x", pkgs[i].Package === "libc6" ? "libc6" : "rest");
+      const to = join(tmp, "x", LIBC_PKGS.has(pkgs[i].Package) ? "libc" : "rest");
       await Deno.mkdir(to, { recursive: true });
       await run("dpkg", ["-x", deb, to]);
     }
-    await assemble(join(tmp, "x"), tmp, final, opts.minor, notes);
+    await assemble(join(tmp, "x"), tmp, final, minor, notes);
     await Deno.remove(join(tmp, "x"), { recursive: true });
     await Deno.rename(tmp, final);
   } catch (err) {
@@ -567,21 +518,15 @@ export async function debianPython(opts: DebianPythonOptions): Promise<DebianPyt
     throw err;
   }
   const tree = join(final, "tree");
-  const python = join(tree, "python", "bin", `python${opts.minor}`);
+  const python = join(tree, "python", "bin", `python${minor}`);
   try {
-    const version = await verify(python, join(tree, "python"), opts.minor);
+    const version = await verify(python, join(tree, "python"), minor);
+    const supportDir = join(final, "support");
+    const sizes = { tree: await du(tree), support: await du(supportDir) };
+    const buildSeconds = Math.round((performance.now() - started) / 100) / 10;
     const result: DebianPython = {
-      version,
-      debVersion,
-      tree,
-      python,
-      supportDir: join(final, "support"),
-      suite,
-      packages,
-      sizes: { tree: await sizeOf(tree), support: await sizeOf(join(final, "support")) },
-      notes,
-      buildSeconds: Math.round((performance.now() - started) / 100) / 10,
-      cached: false,
+      ...{ version, debVersion, tree, python, supportDir, suite, packages, sizes, notes },
+      ...{ buildSeconds, cached: false },
     };
     await Deno.writeTextFile(`${stamp}.tmp`, JSON.stringify(result, null, 2) + "\n");
     await Deno.rename(`${stamp}.tmp`, stamp);
@@ -593,21 +538,17 @@ export async function debianPython(opts: DebianPythonOptions): Promise<DebianPyt
 }
 
 if (import.meta.main) {
-  let suite: string | undefined;
-  const minors = [];
-  for (const a of Deno.args) {
-    if (a.startsWith("--suite=")) suite = a.slice(8);
-    else if (/^3\.\d+$/.test(a)) minors.push(a);
-    else {
-      console.error("usage: debian_python.ts [--suite=sid] 3.X [3.Y ...]");
-      Deno.exit(2);
-    }
+  const suite = Deno.args.find((a) => a.startsWith("--suite="))?.slice(8);
+  const minors = Deno.args.filter((a) => !a.startsWith("--suite="));
+  if (!minors.length || minors.some((m) => !/^3\.\d+$/.test(m))) {
+    console.error("usage: debian_python.ts [--suite=sid] 3.X [3.Y ...]");
+    Deno.exit(2);
   }
+  const mib = (n: number) => `${(n / 1048576).toFixed(1)} MiB`;
   for (const minor of minors) {
     const t0 = performance.now();
     try {
       const r = await debianPython({ minor, suite, log: (l) => console.error(l) });
-      const mib = (n: number) => `${(n / 1048576).toFixed(1)} MiB`;
       const secs = ((performance.now() - t0) / 1000).toFixed(1);
       console.log(
         `${r.version} (${r.suite} ${r.debVersion}) ${r.python} tree ${mib(r.sizes.tree)}` +

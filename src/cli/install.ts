@@ -10,7 +10,7 @@ import type { BytecodeSettings, CompileReport } from "../bytecode/settings.ts";
 import { summarizeCompile } from "./summary.ts";
 import { PyprimeError } from "../errors.ts";
 import { abortOnSignals } from "../signals.ts";
-import type { ExtractLimits } from "../unpack/extract.ts";
+import type { ExtractLimits } from "../unpack/limits.ts";
 import {
   prepareInstallDir,
   promote,

@@ -1,13 +1,13 @@
 import assert from "node:assert/strict";
 import { dirname, join } from "node:path";
-import { findInterpreterFor } from "../src/bytecode/find_python.ts";
-import { compileTree } from "../src/bytecode/pool.ts";
-import { type CompileOptions, isolationFlags } from "../src/bytecode/settings.ts";
-import { runCompile } from "../src/cli/compile.ts";
-import { CompileError, PyprimeError } from "../src/errors.ts";
-import { exists } from "../src/fs.ts";
-import { Output } from "../src/cli/output.ts";
-import { sourcePython } from "./fixtures.ts";
+import { findInterpreterFor } from "../../src/bytecode/find_python.ts";
+import { compileTree } from "../../src/bytecode/pool.ts";
+import { type CompileOptions, isolationFlags } from "../../src/bytecode/settings.ts";
+import { runCompile } from "../../src/cli/compile.ts";
+import { CompileError, PyprimeError } from "../../src/errors.ts";
+import { exists } from "../../src/fs.ts";
+import { Output } from "../../src/cli/output.ts";
+import { sourcePython } from "../support/fixtures.ts";
 
 // The interpreter the fixtures use (pyenv 3.12.1 on this project's machines, else
 // python3 on PATH), described by itself so the tests run wherever the suite runs.
@@ -563,7 +563,7 @@ Deno.test("compileTree workers ignore PYTHON* and LD_* variables of the parent",
       "evil/usercustomize.py": `open(${JSON.stringify(join(root, "marker"))}, 'w').close()\n`,
       "run.ts": `
         import { compileTree } from ${
-        JSON.stringify(new URL("../src/bytecode/pool.ts", import.meta.url).href)
+        JSON.stringify(new URL("../../src/bytecode/pool.ts", import.meta.url).href)
       };
         const pids: number[] = [];
         let environ = "";

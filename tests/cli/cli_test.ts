@@ -1,9 +1,9 @@
-import { assert, assertEquals, assertMatch } from "./assert.ts";
+import { assert, assertEquals, assertMatch } from "../support/assert.ts";
 import { join } from "node:path";
-import { cliEnv, mainArgs, ROOT, runCli } from "./cli.ts";
-import { sourcePython } from "./fixtures.ts";
+import { cliEnv, mainArgs, ROOT, runCli } from "../support/cli.ts";
+import { sourcePython } from "../support/fixtures.ts";
 
-const SNAPSHOT = join(ROOT, "tests", "snapshots", "help.txt");
+const SNAPSHOT = join(ROOT, "tests", "cli", "snapshots", "help.txt");
 const COMMANDS = ["", "install", "compile", "list", "find", "uninstall", "dir", "self-check"];
 
 async function helpText(): Promise<string> {

@@ -20,9 +20,9 @@ import {
   noDenortMessage,
   parseArgs,
   TARGETS,
-} from "../scripts/compile.ts";
+} from "../../scripts/compile.ts";
 
-const ROOT = fileURLToPath(new URL("..", import.meta.url));
+const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const SCRIPT = join(ROOT, "scripts", "compile.ts");
 const GOOD_ENTRY = "const n: number = 1;\nconsole.log(n);\n";
 

@@ -3,14 +3,14 @@
  * scripts against a fixture, with `pyprime` being the CLI under `deno run` with the
  * binary's permission set, so examples/docker cannot rot unnoticed.
  */
-import { assert, assertEquals } from "./assert.ts";
+import { assert, assertEquals } from "../support/assert.ts";
 import { basename, join } from "node:path";
 import { pathToFileURL } from "node:url";
-import { permissionFlags } from "../scripts/permissions.ts";
-import { PBS_PREFIX } from "../src/resolve/catalog.ts";
-import { cliEnv, ROOT } from "./cli.ts";
-import { fixtures } from "./fixtures.ts";
-import { startFaultServer } from "./fault_server.ts";
+import { permissionFlags } from "../../scripts/permissions.ts";
+import { PBS_PREFIX } from "../../src/resolve/catalog.ts";
+import { cliEnv, ROOT } from "../support/cli.ts";
+import { fixtures } from "../support/fixtures.ts";
+import { startFaultServer } from "../support/fault_server.ts";
 
 const fx = await fixtures();
 

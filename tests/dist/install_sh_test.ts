@@ -8,9 +8,9 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { hostTarget } from "../scripts/compile.ts";
+import { hostTarget } from "../../scripts/compile.ts";
 
-const ROOT = fileURLToPath(new URL("..", import.meta.url));
+const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const SCRIPT_PATH = join(ROOT, "scripts", "install.sh");
 const SCRIPT = await Deno.readFile(SCRIPT_PATH);
 const SYSTEM_PATH = Deno.env.get("PATH") ?? "/usr/local/bin:/usr/bin:/bin";

@@ -1,16 +1,16 @@
 /**
  * The permission set of the `pyprime` task (scripts/permissions.ts) both grants what
- * pyprime needs and denies what it does not: tests/data/permission_probe.ts tries one
+ * pyprime needs and denies what it does not: tests/support/data/permission_probe.ts tries one
  * operation under exactly those flags.
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { permissionFlags } from "../scripts/permissions.ts";
-import { forbiddenFlags } from "../scripts/compile.ts";
+import { permissionFlags } from "../../scripts/permissions.ts";
+import { forbiddenFlags } from "../../scripts/compile.ts";
 
-const ROOT = fileURLToPath(new URL("..", import.meta.url));
-const PROBE = join(ROOT, "tests", "data", "permission_probe.ts");
+const ROOT = fileURLToPath(new URL("../..", import.meta.url));
+const PROBE = join(ROOT, "tests", "support", "data", "permission_probe.ts");
 const FLAGS = await permissionFlags();
 
 interface ProbeResult {

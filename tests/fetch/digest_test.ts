@@ -1,7 +1,7 @@
-import { assertEquals, assertMatch } from "./assert.ts";
+import { assertEquals, assertMatch } from "../support/assert.ts";
 import assertStrict from "node:assert/strict";
-import { normalizeSha256, sha256Tap, verifySha256 } from "../src/fetch/digest.ts";
-import { ChecksumMismatchError, PyprimeError } from "../src/errors.ts";
+import { normalizeSha256, sha256Tap, verifySha256 } from "../../src/fetch/digest.ts";
+import { ChecksumMismatchError, PyprimeError } from "../../src/errors.ts";
 
 Deno.test("sha256Tap hashes every byte it forwards", async () => {
   const tap = sha256Tap();

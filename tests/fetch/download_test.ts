@@ -2,10 +2,10 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
-import { type DownloadOptions, openUrl } from "../src/fetch/download.ts";
-import { NetworkError } from "../src/fetch/network_error.ts";
-import { ChecksumMismatchError, PyprimeError } from "../src/errors.ts";
-import { type FaultScript, type FaultServer, startFaultServer } from "./fault_server.ts";
+import { type DownloadOptions, openUrl } from "../../src/fetch/download.ts";
+import { NetworkError } from "../../src/fetch/network_error.ts";
+import { ChecksumMismatchError, PyprimeError } from "../../src/errors.ts";
+import { type FaultScript, type FaultServer, startFaultServer } from "../support/fault_server.ts";
 
 const NAME = "cpython-3.12.1+20240107-x86_64-unknown-linux-gnu-install_only.tar.gz";
 const PATH = `/20240107/${encodeURIComponent(NAME)}`;

@@ -12,15 +12,15 @@
  */
 import { basename, join } from "node:path";
 import { pathToFileURL } from "node:url";
-import { buildFixtures } from "../scripts/build_fixtures.ts";
-import { permissionFlags } from "../scripts/permissions.ts";
-import { PBS_PREFIX } from "../src/resolve/catalog.ts";
-import { DOWNLOAD_ENV } from "../src/resolve/plan.ts";
-import { assert, assertEquals, assertMatch, assertNotMatch } from "./assert.ts";
-import { cliEnv, type CliResult, decodeOutput, ROOT } from "./cli.ts";
-import { type FaultScript, type FaultServer, startFaultServer } from "./fault_server.ts";
-import { FIXTURE_CACHE, fixtures } from "./fixtures.ts";
-import { listTree, names } from "./helpers.ts";
+import { buildFixtures } from "../../scripts/build_fixtures.ts";
+import { permissionFlags } from "../../scripts/permissions.ts";
+import { PBS_PREFIX } from "../../src/resolve/catalog.ts";
+import { DOWNLOAD_ENV } from "../../src/resolve/plan.ts";
+import { assert, assertEquals, assertMatch, assertNotMatch } from "../support/assert.ts";
+import { cliEnv, type CliResult, decodeOutput, ROOT } from "../support/cli.ts";
+import { type FaultScript, type FaultServer, startFaultServer } from "../support/fault_server.ts";
+import { FIXTURE_CACHE, fixtures } from "../support/fixtures.ts";
+import { listTree, names } from "../support/helpers.ts";
 
 const fx = await fixtures();
 const BUILD = "20240107";

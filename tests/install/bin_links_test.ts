@@ -7,11 +7,11 @@
  * @module
  */
 import { join } from "node:path";
-import { binDir, minorLinkName, onPath, syncLinks } from "../src/install/bin_links.ts";
-import { assert, assertEquals, assertMatch, assertNotMatch } from "./assert.ts";
-import { type CliResult, runCli } from "./cli.ts";
-import { fixtures } from "./fixtures.ts";
-import { names, withEnv } from "./helpers.ts";
+import { binDir, minorLinkName, onPath, syncLinks } from "../../src/install/bin_links.ts";
+import { assert, assertEquals, assertMatch, assertNotMatch } from "../support/assert.ts";
+import { type CliResult, runCli } from "../support/cli.ts";
+import { fixtures } from "../support/fixtures.ts";
+import { names, withEnv } from "../support/helpers.ts";
 
 const fx = await fixtures();
 const KEY = `cpython-${fx.version}-linux-x86_64-gnu`;

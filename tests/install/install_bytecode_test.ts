@@ -1,7 +1,7 @@
-import { assert, assertEquals, assertMatch } from "./assert.ts";
+import { assert, assertEquals, assertMatch } from "../support/assert.ts";
 import { join } from "node:path";
-import { fixtures } from "./fixtures.ts";
-import { runCli } from "./cli.ts";
+import { fixtures } from "../support/fixtures.ts";
+import { runCli } from "../support/cli.ts";
 
 const fx = await fixtures();
 const KEY = `cpython-${fx.version}-linux-x86_64-gnu`;

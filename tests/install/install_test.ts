@@ -1,8 +1,8 @@
-import { assert, assertEquals, assertMatch, assertNotMatch } from "./assert.ts";
+import { assert, assertEquals, assertMatch, assertNotMatch } from "../support/assert.ts";
 import { join } from "node:path";
-import { fixtures } from "./fixtures.ts";
-import { cliCommand, runCli } from "./cli.ts";
-import { listTree } from "./helpers.ts";
+import { fixtures } from "../support/fixtures.ts";
+import { cliCommand, runCli } from "../support/cli.ts";
+import { listTree } from "../support/helpers.ts";
 
 const fx = await fixtures();
 

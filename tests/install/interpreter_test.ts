@@ -1,9 +1,9 @@
-import { assertEquals } from "./assert.ts";
+import { assertEquals } from "../support/assert.ts";
 import assertStrict from "node:assert/strict";
-import { ArchiveError } from "../src/errors.ts";
-import { parseProbe, probeInterpreter } from "../src/install/interpreter.ts";
+import { ArchiveError } from "../../src/errors.ts";
+import { parseProbe, probeInterpreter } from "../../src/install/interpreter.ts";
 import { join } from "node:path";
-import { fixtures } from "./fixtures.ts";
+import { fixtures } from "../support/fixtures.ts";
 
 const good = {
   implementation: "cpython",

@@ -1,9 +1,9 @@
-import { assertEquals } from "./assert.ts";
+import { assertEquals } from "../support/assert.ts";
 import assertStrict from "node:assert/strict";
-import { ArchiveError } from "../src/errors.ts";
-import { compareKeys, installDir, isInstallKey, pbsEntryPath } from "../src/install/layout.ts";
-import { keyOf } from "../src/install/interpreter.ts";
-import { withEnv } from "./helpers.ts";
+import { ArchiveError } from "../../src/errors.ts";
+import { compareKeys, installDir, isInstallKey, pbsEntryPath } from "../../src/install/layout.ts";
+import { keyOf } from "../../src/install/interpreter.ts";
+import { withEnv } from "../support/helpers.ts";
 
 Deno.test("pbsEntryPath strips python/ and python/install/, skips full-layout extras", () => {
   assertEquals(pbsEntryPath("python/bin/python3"), "bin/python3");

@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { ArchiveError } from "../src/errors.ts";
-import { patchConfigValue, patchPkgconfig, rewriteSysconfig } from "../src/install/sysconfig.ts";
-import { pythonString } from "../src/install/python_literal.ts";
-import { fixtures } from "./fixtures.ts";
+import { ArchiveError } from "../../src/errors.ts";
+import { patchConfigValue, patchPkgconfig, rewriteSysconfig } from "../../src/install/sysconfig.ts";
+import { pythonString } from "../../src/install/python_literal.ts";
+import { fixtures } from "../support/fixtures.ts";
 
 const MODULE = "_sysconfigdata__linux_x86_64-linux-gnu";
 const DATA_REL = `lib/python3.12/${MODULE}.py`;

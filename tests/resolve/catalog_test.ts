@@ -10,21 +10,23 @@ import {
   parseCatalog,
   PBS_PREFIX,
   toCompact,
-} from "../src/resolve/catalog.ts";
-import { catalogAgeDays, matching, mirrorUrl, resolve } from "../src/resolve/match.ts";
-import type { Platform } from "../src/resolve/platform.ts";
-import { parseRequest } from "../src/resolve/request.ts";
-import { RequestError } from "../src/resolve/request_error.ts";
+} from "../../src/resolve/catalog.ts";
+import { catalogAgeDays, matching, mirrorUrl, resolve } from "../../src/resolve/match.ts";
+import type { Platform } from "../../src/resolve/platform.ts";
+import { parseRequest } from "../../src/resolve/request.ts";
+import { RequestError } from "../../src/resolve/request_error.ts";
 import {
   catalogFromGithub,
   formatCompact,
   main as updateCatalog,
   parseSha256Sums,
   type Release,
-} from "../scripts/update_catalog.ts";
+} from "../../scripts/update_catalog.ts";
 
-const TRIMMED = fileURLToPath(new URL("./data/uv-download-metadata-trimmed.json", import.meta.url));
-const EMBEDDED = fileURLToPath(new URL("../src/resolve/catalog.json", import.meta.url));
+const TRIMMED = fileURLToPath(
+  new URL("../support/data/uv-download-metadata-trimmed.json", import.meta.url),
+);
+const EMBEDDED = fileURLToPath(new URL("../../src/resolve/catalog.json", import.meta.url));
 
 const V3: Platform = { os: "linux", arch: "x86_64", archVariant: "v3", libc: "gnu" };
 const V4: Platform = { ...V3, archVariant: "v4" };

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
-import { permissionFlags } from "../scripts/permissions.ts";
+import { permissionFlags } from "../../scripts/permissions.ts";
 import {
   archLevel,
   detectPlatform,
@@ -13,7 +13,7 @@ import {
   PlatformError,
   X86_64_LEVELS,
   x86_64Level,
-} from "../src/resolve/platform.ts";
+} from "../../src/resolve/platform.ts";
 
 const BASELINE =
   "fpu vme de pse tsc msr pae mce cx8 apic sep mtrr pge mca cmov pat clflush mmx fxsr sse sse2 lm";
@@ -193,7 +193,7 @@ Deno.test("detectPlatform on this host returns a platform of Deno.build's OS", a
 });
 
 Deno.test("detectPlatform under the pyprime task's permissions agrees with --allow-all", async () => {
-  const probe = fileURLToPath(new URL("./data/platform_probe.ts", import.meta.url));
+  const probe = fileURLToPath(new URL("../support/data/platform_probe.ts", import.meta.url));
   const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
     args: ["run", ...(await permissionFlags()), probe],
     stdout: "piped",

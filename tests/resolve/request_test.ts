@@ -7,8 +7,8 @@ import {
   parseRequest,
   type PythonRequest,
   type VersionRequest,
-} from "../src/resolve/request.ts";
-import { RequestError } from "../src/resolve/request_error.ts";
+} from "../../src/resolve/request.ts";
+import { RequestError } from "../../src/resolve/request_error.ts";
 import {
   compareVersions,
   formatSpecifier,
@@ -16,7 +16,7 @@ import {
   parseVersion,
   satisfies,
   versionMatches,
-} from "../src/resolve/version.ts";
+} from "../../src/resolve/version.ts";
 
 const noFiles = { exists: () => false };
 

@@ -4,8 +4,8 @@ import { join } from "node:path";
 import { Readable } from "node:stream";
 import zlib from "node:zlib";
 import { createTarDecoder, type TarHeader } from "modern-tar";
-import { buildFixtures } from "../scripts/build_fixtures.ts";
-import { FIXTURE_CACHE, fixtures } from "./fixtures.ts";
+import { buildFixtures } from "../../scripts/build_fixtures.ts";
+import { FIXTURE_CACHE, fixtures } from "../support/fixtures.ts";
 
 const decoder = new TextDecoder();
 

@@ -5,11 +5,11 @@
  * @module
  */
 import { fileURLToPath } from "node:url";
-import { permissionFlags } from "../scripts/permissions.ts";
+import { permissionFlags } from "../../scripts/permissions.ts";
 
 /** The repository root. */
-export const ROOT = fileURLToPath(new URL("..", import.meta.url));
-const MAIN = fileURLToPath(new URL("../main.ts", import.meta.url));
+export const ROOT = fileURLToPath(new URL("../..", import.meta.url));
+const MAIN = fileURLToPath(new URL("../../main.ts", import.meta.url));
 
 /** What a CLI run produced. */
 export interface CliResult {

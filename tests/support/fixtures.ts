@@ -11,12 +11,12 @@
  */
 import { fileURLToPath } from "node:url";
 import { join, resolve } from "node:path";
-import { buildFixtures, type FixtureSet } from "../scripts/build_fixtures.ts";
+import { buildFixtures, type FixtureSet } from "../../scripts/build_fixtures.ts";
 
-export type { FixtureSet } from "../scripts/build_fixtures.ts";
+export type { FixtureSet } from "../../scripts/build_fixtures.ts";
 
 /** The repository root. */
-export const REPO_ROOT: string = fileURLToPath(new URL("..", import.meta.url));
+export const REPO_ROOT: string = fileURLToPath(new URL("../..", import.meta.url));
 
 /** Where fixture archives are cached between runs. */
 export const FIXTURE_CACHE: string = join(REPO_ROOT, ".cache", "fixtures");

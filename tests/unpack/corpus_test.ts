@@ -1,16 +1,16 @@
 /**
- * Every archive of the third-party corpus in tests/corpus/node-tar (see its README)
+ * Every archive of the third-party corpus in tests/support/corpus/node-tar (see its README)
  * goes through decompression and extraction; each has an explicit expected outcome,
  * and in every case nothing may exist outside the destination.
  */
 import assert from "node:assert/strict";
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { ArchiveError, PyprimeError, UnsafeEntryError } from "../src/errors.ts";
-import { decompress } from "../src/unpack/decompress.ts";
-import { type ExtractResult, extractTar } from "../src/unpack/extract.ts";
+import { ArchiveError, PyprimeError, UnsafeEntryError } from "../../src/errors.ts";
+import { decompress } from "../../src/unpack/decompress.ts";
+import { type ExtractResult, extractTar } from "../../src/unpack/extract.ts";
 
-const CORPUS = fileURLToPath(new URL("./corpus/node-tar/", import.meta.url));
+const CORPUS = fileURLToPath(new URL("../support/corpus/node-tar/", import.meta.url));
 
 /** A file's size, "dir", or "-> target" for a symbolic link. */
 type Node = number | "dir" | `-> ${string}`;
@@ -249,7 +249,7 @@ async function run(
   }
 }
 
-Deno.test("corpus: the expectation table covers exactly the archives in tests/corpus/node-tar", () => {
+Deno.test("corpus: the expectation table covers exactly the archives in tests/support/corpus/node-tar", () => {
   const archives = [...Deno.readDirSync(CORPUS)].map((e) => e.name).sort();
   assert.deepEqual(archives, Object.keys(EXPECTED).sort());
 });

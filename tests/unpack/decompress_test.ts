@@ -1,10 +1,10 @@
-import { assertEquals, assertMatch } from "./assert.ts";
+import { assertEquals, assertMatch } from "../support/assert.ts";
 import assertStrict from "node:assert/strict";
 import zlib from "node:zlib";
 import { packTar } from "modern-tar";
-import { decompress, sniffFormat } from "../src/unpack/decompress.ts";
-import { ArchiveError } from "../src/errors.ts";
-import { streamOf } from "./helpers.ts";
+import { decompress, sniffFormat } from "../../src/unpack/decompress.ts";
+import { ArchiveError } from "../../src/errors.ts";
+import { streamOf } from "../support/helpers.ts";
 
 async function collect(stream: ReadableStream<Uint8Array>): Promise<Uint8Array> {
   return new Uint8Array(await new Response(stream).arrayBuffer());

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { UnsafeEntryError } from "../src/errors.ts";
+import { UnsafeEntryError } from "../../src/errors.ts";
 import {
   checkEntryType,
   checkSymlinkTarget,
@@ -11,7 +11,7 @@ import {
   normalizeArchivePath,
   PathIndex,
   utf8Length,
-} from "../src/unpack/entry_policy.ts";
+} from "../../src/unpack/entry_policy.ts";
 
 function rule(fn: () => unknown): string {
   try {
@@ -72,7 +72,7 @@ Deno.test("checkSymlinkTarget rejects targets that could leave the destination",
   );
   assert.match(rule(() => checkSymlinkTarget("l", "a/l", "x/../y")), /"\.\." after a name/);
   assert.match(rule(() => checkSymlinkTarget("l2", "l2", "d/l1/..")), /"\.\." after a name/);
-  for (const target of [".", "..", "./", "../..", "a/.."]) {
+  for (const target of [".", "..", "./", "../../..", "a/.."]) {
     assert.ok(
       /names no file|after a name/.test(rule(() => checkSymlinkTarget("l", "a/b/l", target))),
       target,

@@ -1,13 +1,9 @@
 import assert from "node:assert/strict";
 import { packTar, type TarEntry, type TarHeader } from "modern-tar";
-import { ArchiveError, PyprimeError, UnsafeEntryError } from "../src/errors.ts";
-import {
-  DEFAULT_LIMITS,
-  type ExtractOptions,
-  type ExtractResult,
-  extractTar,
-} from "../src/unpack/extract.ts";
-import { streamOf } from "./helpers.ts";
+import { ArchiveError, PyprimeError, UnsafeEntryError } from "../../src/errors.ts";
+import { type ExtractOptions, type ExtractResult, extractTar } from "../../src/unpack/extract.ts";
+import { DEFAULT_LIMITS } from "../../src/unpack/limits.ts";
+import { streamOf } from "../support/helpers.ts";
 
 const encoder = new TextEncoder();
 const MTIME = new Date("2020-01-02T03:04:05Z");

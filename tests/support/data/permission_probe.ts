@@ -1,12 +1,12 @@
 /**
  * Tries one privileged operation under whatever permissions it was started with and
  * prints one JSON line: `{"ok":true,"value":…}` (exit 0) or
- * `{"ok":false,"name":"NotCapable","message":…}` (exit 1). tests/permissions_test.ts runs
+ * `{"ok":false,"name":"NotCapable","message":…}` (exit 1). tests/dist/permissions_test.ts runs
  * it with the flags of the `pyprime` task.
  *
  * ```sh
- * deno run <flags> tests/data/permission_probe.ts env HOME
- * deno run <flags> tests/data/permission_probe.ts fs /tmp/scratch
+ * deno run <flags> tests/support/data/permission_probe.ts env HOME
+ * deno run <flags> tests/support/data/permission_probe.ts fs /tmp/scratch
  * ```
  *
  * @module

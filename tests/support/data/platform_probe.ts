@@ -1,14 +1,14 @@
 /**
- * Prints the detected platform as one JSON line. tests/platform_test.ts runs it
+ * Prints the detected platform as one JSON line. tests/resolve/platform_test.ts runs it
  * with the flags of the `pyprime` task, to check detection works without
  * `--allow-all`.
  *
  * ```sh
- * deno run <flags> tests/data/platform_probe.ts
+ * deno run <flags> tests/support/data/platform_probe.ts
  * ```
  *
  * @module
  */
-import { detectPlatform } from "../../src/resolve/platform.ts";
+import { detectPlatform } from "../../../src/resolve/platform.ts";
 
 await Deno.stdout.write(new TextEncoder().encode(JSON.stringify(await detectPlatform()) + "\n"));
