@@ -113,6 +113,11 @@ function buildProgram(run: (code: Promise<number> | number) => void): Command {
       "-V, --version",
     )
     .showSuggestionAfterError()
+    // Commander would guess colour support from FORCE_COLOR, CLICOLOR_FORCE and the
+    // TTY's TERM/COLORTERM (through node:tty). Its help has no colour to strip, and every
+    // variable read must be in --allow-env, so the guess is switched off; pyprime's own
+    // colour rule is in src/cli/output.ts.
+    .configureOutput({ getOutHasColors: () => false, getErrHasColors: () => false })
     .exitOverride();
 
   withBytecodeFlags(
@@ -276,7 +281,10 @@ function report(err: unknown, verbose: boolean): number {
     return 1;
   }
   if (err instanceof Deno.errors.NotCapable) {
-    out.error(`A permission pyprime was not granted was needed: ${err.message}`);
+    out.error(
+      `pyprime was denied something it needs: ${err.message.replace(/, run again with.*$/, "")}`,
+      "this is a bug in pyprime's permission set; please report it with the command you ran",
+    );
     return 1;
   }
   const message = err instanceof Error ? err.message : String(err);

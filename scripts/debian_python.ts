@@ -1,24 +1,14 @@
 /**
- * Builds a real CPython from a Debian suite's binary packages (`python3.X-minimal`,
- * `libpython3.X-minimal`, `libpython3.X-stdlib`, `libpython3.X-dev`) as a PBS
- * `install_only`-shaped tree, so tests can use interpreters this machine does not have:
- * 3.14 and 3.15 from `sid`, or two patch releases of one minor from two suites.
- *
- * The machine's apt configuration is never changed: a private sources list naming the
- * suite on the mirror the machine's own sources use, private state and cache dirs and an
- * empty dpkg status are passed to `apt-get update` / `apt-get download`, and the packages
- * are unpacked with `dpkg -x`. The suite's binaries may need a newer glibc than the host
- * has, so its `libc6` and the libraries the interpreter and `lib-dynload` need (NEEDED
- * entries, recursively) go to a support folder, and `patchelf` points the interpreter's
- * ELF interpreter and the RUNPATHs there.
- *
- * Signatures are checked against the host's Debian archive keyring; when it lacks the
- * suite's keys, the `stable` suite (signed with keys the host has) supplies the current
- * `debian-archive-keyring` package. Nothing is marked `trusted=yes`.
- *
- * Results live outside the repo, in `${XDG_CACHE_HOME:-~/.cache}/pyprime-fixtures/debian/
- * <suite>/`, keyed by the package versions and this file's text. A lock file serializes
- * callers; a build is made in a temporary folder and renamed into place.
+ * Builds a real CPython from a Debian suite's binary packages as a PBS `install_only`
+ * tree (`python/bin/python3.X`, `python/lib/python3.X`, `python/include`), so tests can use
+ * interpreters this machine lacks: 3.14 and 3.15 from `sid`, or two patch releases of one
+ * minor from two suites. The machine's apt setup is never touched: apt runs with a private
+ * sources list (the machine's Debian mirror, suite `sid` by default), state, cache and an
+ * empty dpkg status. The suite's glibc and the libraries the interpreter and `lib-dynload`
+ * need go to a support folder that `patchelf` points PT_INTERP and the RUNPATHs at. The
+ * suite is verified with the host's Debian archive keyring or, when that lacks its keys,
+ * with the `debian-archive-keyring` package of `stable`; never with `trusted=yes`.
+ * Results are cached in `${XDG_CACHE_HOME:-~/.cache}/pyprime-fixtures/debian/<suite>/`.
  *
  * Run it with `deno run -A scripts/debian_python.ts [--suite=sid] 3.14 3.15`.
  *
@@ -239,11 +229,8 @@ async function resolvePackages(apt: PrivateApt, minor: string): Promise<Pkg[]> {
   const lists = (await Deno.stat(join(apt.dir, "updated"))).mtime!.getTime();
   const old = await Deno.readTextFile(saved).then(JSON.parse, () => undefined);
   if (old?.lists === lists) return old.pkgs;
-  const wanted = [
-    `python${minor}-minimal`,
-    `libpython${minor}-minimal`,
-    `libpython${minor}-stdlib`,
-  ];
+  const wanted = ["python%-minimal", "libpython%-minimal", "libpython%-stdlib"]
+    .map((n) => n.replace("%", minor));
   const dev = `libpython${minor}-dev`;
   const found = await apt.show([...wanted, dev, "libc6"]);
   const absent = wanted.find((name) => !found.has(name));
@@ -292,28 +279,29 @@ async function prune(dir: string, top: string, notes: string[]) {
   }
 }
 
-/** Debian's prefix `/usr` becomes PBS's `/install`; `TZPATH` names the host's tzdata. */
-async function rewritePrefix(path: string) {
+/**
+ * Debian's prefix `/usr` becomes PBS's `/install`, and its multiarch lib and include dirs
+ * PBS's plain ones (`LIBDIR` is `/install/lib`); `TZPATH` still names the host's tzdata.
+ */
+async function rewritePrefix(path: string, ma: string) {
   const lines = (await Deno.readTextFile(path)).split("\n").map((l) =>
-    /["']TZPATH["']/.test(l) ? l : l.replace(/\/usr(?![\w.+-])/g, "/install")
+    /["']TZPATH["']/.test(l) ? l : l.replaceAll(`/usr/lib/${ma}`, "/usr/lib")
+      .replaceAll(`/usr/include/${ma}`, "/usr/include").replace(/\/usr(?![\w.+-])/g, "/install")
   );
   await Deno.writeTextFile(path, lines.join("\n"));
 }
 
-/** Turns Debian's `posix_local` scheme and `dist-packages` back into upstream's. */
+/** Undoes Debian's `posix_local` default scheme and `dist-packages` (as in the binary). */
 async function undoDebianSchemes(lib: string) {
-  const edit = async (path: string, fn: (s: string) => string) =>
-    await Deno.writeTextFile(path, fn(await Deno.readTextFile(path)));
-  await edit(
-    join(lib, "sysconfig", "__init__.py"),
-    (s) => s.replace(/prefix_scheme = 'posix_local'/g, "prefix_scheme = 'posix_prefix'"),
-  );
-  await edit(
-    join(lib, "site.py"),
-    (s) =>
-      s.replace(/\n +if is_virtual_environment:\n[^]*?# this one is deprecated for Debian\n/, "\n")
-        .replace(/(for libdir in libdirs:\n[^]*?)"dist-packages"\)/, '$1"site-packages")'),
-  );
+  for (
+    const [file, from, to] of [
+      ["sysconfig/__init__.py", "prefix_scheme = 'posix_local'", "prefix_scheme = 'posix_prefix'"],
+      ["site.py", '"dist-packages"', '"site-packages"'],
+    ]
+  ) {
+    const path = join(lib, file);
+    await Deno.writeTextFile(path, (await Deno.readTextFile(path)).replaceAll(from, to));
+  }
 }
 
 /**
@@ -414,7 +402,7 @@ async function assemble(x: string, out: string, final: string, minor: string, no
       configs.push(join(home, "lib", "pkgconfig", e.name));
     }
   } else notes.push(`no libpython${minor}-dev: no headers`);
-  for (const c of configs) if (await exists(c)) await rewritePrefix(c);
+  for (const c of configs) if (await exists(c)) await rewritePrefix(c, ma);
 
   // Support: libc6 and libgcc-s1 whole, plus the NEEDED closure of interpreter and modules.
   const copy = async (src: string, patch: boolean) => {
@@ -540,20 +528,17 @@ export async function debianPython(opts: DebianPythonOptions): Promise<DebianPyt
 if (import.meta.main) {
   const suite = Deno.args.find((a) => a.startsWith("--suite="))?.slice(8);
   const minors = Deno.args.filter((a) => !a.startsWith("--suite="));
-  if (!minors.length || minors.some((m) => !/^3\.\d+$/.test(m))) {
-    console.error("usage: debian_python.ts [--suite=sid] 3.X [3.Y ...]");
-    Deno.exit(2);
-  }
+  if (!minors.length) console.error("usage: debian_python.ts [--suite=sid] 3.X [3.Y ...]");
   const mib = (n: number) => `${(n / 1048576).toFixed(1)} MiB`;
   for (const minor of minors) {
     const t0 = performance.now();
     try {
       const r = await debianPython({ minor, suite, log: (l) => console.error(l) });
-      const secs = ((performance.now() - t0) / 1000).toFixed(1);
-      console.log(
-        `${r.version} (${r.suite} ${r.debVersion}) ${r.python} tree ${mib(r.sizes.tree)}` +
-          ` support ${mib(r.sizes.support)} ${r.cached ? "cached" : "built"} in ${secs}s`,
-      );
+      const how = `${r.cached ? "cached" : "built"} in ${
+        ((performance.now() - t0) / 1e3).toFixed(1)
+      }s`;
+      const sizes = `tree ${mib(r.sizes.tree)} support ${mib(r.sizes.support)}`;
+      console.log(`${r.version} (${r.suite} ${r.debVersion}) ${r.python} ${sizes} ${how}`);
     } catch (err) {
       console.error(`error: python${minor}: ${err instanceof Error ? err.message : err}`);
       Deno.exitCode = 1;

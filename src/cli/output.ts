@@ -52,6 +52,25 @@ function loadBarKit(): Promise<BarKit> {
 }
 
 /**
+ * Whether stderr gets colour, by the conventions uv and most CLIs follow: `NO_COLOR`
+ * (any value) or `FORCE_COLOR=0|false` turn it off; `FORCE_COLOR` or `CLICOLOR_FORCE`
+ * (other than `0`) turn it on even without a terminal; otherwise a terminal whose
+ * `TERM` is not `dumb`.
+ *
+ * @example
+ * ```ts
+ * colorWanted(Deno.stderr.isTerminal());
+ * ```
+ */
+export function colorWanted(tty: boolean): boolean {
+  const force = envValue("FORCE_COLOR");
+  if (envValue("NO_COLOR") !== undefined || force === "0" || force === "false") return false;
+  const cliColorForce = envValue("CLICOLOR_FORCE");
+  if (force !== undefined || (cliColorForce !== undefined && cliColorForce !== "0")) return true;
+  return tty && envValue("TERM") !== "dumb";
+}
+
+/**
  * The run's printer.
  *
  * @example
@@ -78,8 +97,7 @@ export class Output {
     this.verbosity = options.verbosity ?? "normal";
     this.json = options.json ?? false;
     const tty = Deno.stderr.isTerminal();
-    const noColor = envValue("NO_COLOR") !== undefined;
-    this.color = options.color ?? (tty && !noColor);
+    this.color = options.color ?? colorWanted(tty);
     this.progress = options.progress ??
       (tty && this.verbosity !== "quiet" && !this.json);
   }

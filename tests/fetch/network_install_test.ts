@@ -12,14 +12,13 @@
  */
 import { basename, join } from "node:path";
 import { pathToFileURL } from "node:url";
-import { buildFixtures } from "../../scripts/build_fixtures.ts";
 import { permissionFlags } from "../../scripts/permissions.ts";
 import { PBS_PREFIX } from "../../src/resolve/catalog.ts";
 import { DOWNLOAD_ENV } from "../../src/resolve/plan.ts";
 import { assert, assertEquals, assertMatch, assertNotMatch } from "../support/assert.ts";
 import { cliEnv, type CliResult, decodeOutput, ROOT } from "../support/cli.ts";
 import { type FaultScript, type FaultServer, startFaultServer } from "../support/fault_server.ts";
-import { FIXTURE_CACHE, fixtures } from "../support/fixtures.ts";
+import { debianFixtures, fixtures } from "../support/fixtures.ts";
 import { listTree, names } from "../support/helpers.ts";
 
 const fx = await fixtures();
@@ -697,16 +696,10 @@ Deno.test("install of two requests fails as a whole when one fails: nothing of e
   await w.remove();
 });
 
-/** A second fixture set from another CPython minor on this machine (pyenv). */
+/** A second fixture set from another CPython minor: Debian's 3.14 (3.15 if that is the main one). */
 async function otherFixture(): Promise<{ archive: string; key: string }> {
-  const pyenv = join(Deno.env.get("HOME") ?? "/root", ".pyenv", "versions");
-  const versions = (await names(pyenv)).filter((v) =>
-    /^\d+\.\d+\.\d+$/.test(v) && !v.startsWith(`${fx.tag}.`)
-  );
-  const pick = versions.find((v) => v.startsWith(`${MAJOR}.${MINOR - 1}.`)) ?? versions[0];
-  assert(pick, `this test needs a second CPython (not ${fx.tag}) under ${pyenv}`);
-  const python = join(pyenv, pick, "bin", `python${pick.split(".").slice(0, 2).join(".")}`);
-  const set = await buildFixtures({ python, outDir: FIXTURE_CACHE });
+  const set = await debianFixtures(fx.tag === "3.14" ? "3.15" : "3.14");
+  assert(set.tag !== fx.tag, `the second CPython is ${set.tag} too`);
   return { archive: set.zst, key: `cpython-${set.version}-linux-x86_64-gnu` };
 }
 

@@ -25,7 +25,7 @@ export interface CliResult {
 
 /** Options of {@link runCli}. */
 export interface CliOptions {
-  /** Extra environment variables (the environment is otherwise minimal). */
+  /** Extra environment variables, on top of {@link cliEnv}'s shell-like environment. */
   env?: Record<string, string>;
   /** Bytes or a file streamed to standard input. */
   stdin?: Uint8Array | string;
@@ -34,8 +34,12 @@ export interface CliOptions {
 }
 
 /**
- * The minimal environment a CLI run gets: HOME in a temp dir unless given, the
- * caller's PATH and Deno cache (so npm packages are not fetched again), NO_COLOR.
+ * The environment of an interactive shell on a CI runner, which is what users run
+ * pyprime in: a colour terminal type, a locale, a width, the variables CI systems
+ * export, and the caller's PATH, HOME and Deno cache (so npm packages are not fetched
+ * again). No `NO_COLOR`: only the tests about colour set it. `FORCE_COLOR` and
+ * `CLICOLOR_FORCE` are not set here because they colour every stderr line on purpose;
+ * {@link SHELL_MATRIX} runs every command with them too.
  */
 export function cliEnv(extra: Record<string, string> = {}): Record<string, string> {
   const home = Deno.env.get("HOME") ?? "/root";
@@ -43,11 +47,32 @@ export function cliEnv(extra: Record<string, string> = {}): Record<string, strin
     PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
     DENO_DIR: Deno.env.get("DENO_DIR") ?? `${home}/.cache/deno`,
     DENO_NO_UPDATE_CHECK: "1",
-    NO_COLOR: "1",
     HOME: home,
+    USER: "root",
+    LOGNAME: "root",
+    SHELL: "/bin/bash",
+    TERM: "xterm-256color",
+    COLORTERM: "truecolor",
+    LANG: "C.UTF-8",
+    LC_ALL: "C.UTF-8",
+    COLUMNS: "80",
+    LINES: "24",
+    CI: "true",
+    GITHUB_ACTIONS: "true",
+    PYTHONDONTWRITEBYTECODE: "1",
+    PYTHONPATH: "/nonexistent/site",
     ...extra,
   };
 }
+
+/** Extra variables real shells and CI systems set, each combination a CLI test runs under. */
+export const SHELL_MATRIX: readonly Record<string, string>[] = [
+  {},
+  { FORCE_COLOR: "1", CLICOLOR_FORCE: "1" },
+  { FORCE_COLOR: "0" },
+  { NO_COLOR: "1" },
+  { TERM: "dumb" },
+];
 
 /** The arguments of `deno` that run pyprime: `run`, the binary's permission flags, main.ts. */
 export async function mainArgs(): Promise<string[]> {

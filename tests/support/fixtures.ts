@@ -12,6 +12,7 @@
 import { fileURLToPath } from "node:url";
 import { join, resolve } from "node:path";
 import { buildFixtures, type FixtureSet } from "../../scripts/build_fixtures.ts";
+import { debianPython } from "../../scripts/debian_python.ts";
 
 export type { FixtureSet } from "../../scripts/build_fixtures.ts";
 
@@ -28,15 +29,16 @@ export interface TestFixtures extends FixtureSet {
 }
 
 /**
- * The interpreter fixtures are built from. pyenv's 3.12.1 is preferred because it is a
- * shared build whose stdlib (without tests and site-packages) is small, so the build takes
- * a few seconds and the relocated libpython can be checked; `python3` on PATH otherwise.
- * `PYPRIME_TEST_PYTHON` wins over both.
+ * The interpreter fixtures are built from. `PYPRIME_TEST_PYTHON` when set; else pyenv's
+ * 3.12.1 when `PYENV_ROOT` names a pyenv that has it (a shared build, so the relocated
+ * libpython gets checked too); else `python3` on PATH. `$HOME/.pyenv` is never looked
+ * at: a fresh machine has no pyenv.
  */
 export function sourcePython(): string | undefined {
   const chosen = Deno.env.get("PYPRIME_TEST_PYTHON");
   if (chosen) return chosen;
-  const pyenv = Deno.env.get("PYENV_ROOT") ?? join(Deno.env.get("HOME") ?? "/root", ".pyenv");
+  const pyenv = Deno.env.get("PYENV_ROOT");
+  if (!pyenv) return undefined;
   const preferred = join(pyenv, "versions", "3.12.1", "bin", "python3.12");
   try {
     if (Deno.statSync(preferred).isFile) return preferred;
@@ -83,4 +85,38 @@ async function realArchive(): Promise<string | undefined> {
   const info = await Deno.stat(absolute).catch(() => undefined);
   if (!info?.isFile) throw new Error(`PYPRIME_TEST_ARCHIVE=${path}: not a file`);
   return absolute;
+}
+
+const debianBuilds = new Map<string, Promise<FixtureSet>>();
+
+/**
+ * PBS-shaped archives of a real CPython this machine lacks, built from a Debian suite's
+ * binary packages (`scripts/debian_python.ts`: sid has 3.14 and 3.15, trixie and sid two
+ * 3.13 patch releases). The Debian trees are cached outside the clone; the archives go
+ * to the fixture cache like the others.
+ *
+ * @example
+ * ```ts
+ * const fx314 = await debianFixtures("3.14");
+ * ```
+ */
+export function debianFixtures(minor: string, suite = "sid"): Promise<FixtureSet> {
+  const id = `${suite}/${minor}`;
+  let built = debianBuilds.get(id);
+  if (built === undefined) {
+    built = (async () => {
+      await Deno.mkdir(FIXTURE_CACHE, { recursive: true });
+      const lock = await Deno.open(join(FIXTURE_CACHE, ".lock"), { create: true, write: true });
+      try {
+        await lock.lock(true);
+        const tree = await debianPython({ minor, suite });
+        return await buildFixtures({ python: tree.python, outDir: join(FIXTURE_CACHE, suite) });
+      } finally {
+        await lock.unlock().catch(() => {});
+        lock.close();
+      }
+    })();
+    debianBuilds.set(id, built);
+  }
+  return built;
 }
