@@ -27,6 +27,9 @@ interface BytecodeFlags {
 }
 
 function outputFor(flags: GlobalFlags): Output {
+  if (flags.quiet && flags.verbose) {
+    throw usage("-q/--quiet and -v/--verbose exclude each other", "pass one of them");
+  }
   const verbosity = flags.quiet ? "quiet" : flags.verbose ? "verbose" : "normal";
   return new Output({ verbosity, json: flags.json });
 }

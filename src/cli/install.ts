@@ -118,6 +118,17 @@ export async function runInstall(
       hint: "install the archives one at a time",
     });
   }
+  // Every request is resolved (and every local file found) before the install dir is
+  // made or a byte is read: a typo in the third request must not cost two downloads.
+  const planner = new Planner({
+    ...options.plan,
+    download: {
+      ...options.plan?.download,
+      onRetry: (attempt, reason, delay) =>
+        out.warn(`${reason}; retry ${attempt} in ${(delay / 1000).toFixed(1)}s`),
+    },
+  });
+  const plans = await Promise.all(sources.map((spec) => planner.plan(spec, sha256)));
   const dir = await prepareInstallDir(defaultInstallDir(options.installDir));
   const controller = new AbortController();
   // Signals are caught only once the lock is held: while waiting for it nothing is
@@ -128,7 +139,7 @@ export async function runInstall(
       dir,
       () => {
         stopListening = abortOnSignals(controller);
-        return installAll(sources, { ...options, sha256 }, dir, controller.signal, out);
+        return installAll(plans, planner, options, dir, controller.signal, out);
       },
       () => out.info(`Waiting for another pyprime process to finish in ${dir}`),
     );
@@ -140,21 +151,13 @@ export async function runInstall(
 }
 
 async function installAll(
-  sources: string[],
+  plans: Plan[],
+  planner: Planner,
   options: InstallCommandOptions,
   dir: string,
   signal: AbortSignal,
   out: Output,
 ): Promise<number> {
-  const planner = new Planner({
-    ...options.plan,
-    download: {
-      ...options.plan?.download,
-      onRetry: (attempt, reason, delay) =>
-        out.warn(`${reason}; retry ${attempt} in ${(delay / 1000).toFixed(1)}s`),
-    },
-  });
-  const plans = await Promise.all(sources.map((spec) => planner.plan(spec, options.sha256)));
   const outcomes: InstallOutcome[] = [];
   const toStage: Plan[] = [];
   for (const plan of plans) {

@@ -8,6 +8,7 @@ import { binDir, syncLinks } from "../install/bin_links.ts";
 import { loadCatalog } from "../resolve/catalog.ts";
 import { matching } from "../resolve/match.ts";
 import { PyprimeError } from "../errors.ts";
+import { exists } from "../fs.ts";
 import { detectPlatform } from "../resolve/platform.ts";
 import { matchesInstalled, parseRequest } from "../resolve/request.ts";
 import { prepareInstallDir, removeTree, withInstallLock } from "../install/install.ts";
@@ -73,6 +74,12 @@ export interface ListRow {
  * platform not installed yet (one per version); text `key  path|<download available>`.
  */
 export async function runList(request: string | undefined, options: ListOptions, out: Output) {
+  if (options.onlyInstalled && options.onlyAvailable) {
+    throw new PyprimeError("--only-installed and --only-available exclude each other", {
+      exitCode: 2,
+      hint: "pass one of them, or neither to list both",
+    });
+  }
   const rows: ListRow[] = [];
   if (!options.onlyAvailable) {
     const found = await findInstallations(installDir(options.installDir), request);
@@ -98,9 +105,26 @@ export async function runList(request: string | undefined, options: ListOptions,
 /** `pyprime find KEY`: the newest matching interpreter's path; exit 1 when none. */
 export async function runFind(request: string, options: ManageOptions, out: Output) {
   const found = await findInstallations(installDir(options.installDir), request);
-  const newest = found.at(-1);
-  if (!newest) {
+  if (found.length === 0) {
     out.error(`No installed Python matches ${JSON.stringify(request)}`, "see `pyprime list`");
+    out.jsonData(null);
+    return 1;
+  }
+  // The newest whose interpreter is really there: a folder with a key's name but no
+  // working bin/python3 (deleted by hand, half copied) is not an installation to print.
+  let newest: Installation | undefined;
+  for (const candidate of found.toReversed()) {
+    if (await isExecutable(candidate.python)) {
+      newest = candidate;
+      break;
+    }
+    out.warn(`${candidate.path} has no executable bin/python3; skipped`);
+  }
+  if (!newest) {
+    out.error(
+      `No working installation matches ${JSON.stringify(request)}: ${found[0].python} is missing`,
+      `reinstall it: pyprime install ${found.at(-1)!.key} --reinstall`,
+    );
     out.jsonData(null);
     return 1;
   }
@@ -127,9 +151,22 @@ export async function runUninstall(
   out: Output,
 ) {
   if (!options.all && requests.length === 0) {
-    throw new PyprimeError("Nothing to uninstall", { hint: "name a key, or pass --all" });
+    throw new PyprimeError("Nothing to uninstall", {
+      exitCode: 2,
+      hint: "name a version or key, or pass --all",
+    });
   }
-  const dir = await prepareInstallDir(installDir(options.installDir));
+  const chosen = installDir(options.installDir);
+  if (!(await exists(chosen))) {
+    // Nothing was ever installed there: say so without creating the folder.
+    for (const request of requests) {
+      out.error(`No installed Python matches ${JSON.stringify(request)}`, "see `pyprime list`");
+    }
+    if (options.all) out.info(`No Pythons are installed in ${chosen}`);
+    out.jsonData({ removed: [], links: { linked: {}, removed: [], skipped: [] } });
+    return requests.length > 0 ? 1 : 0;
+  }
+  const dir = await prepareInstallDir(chosen);
   return await withInstallLock(dir, async () => {
     const removed: string[] = [];
     let missing = 0;
@@ -158,4 +195,13 @@ export async function runUninstall(
     out.jsonData({ removed, links });
     return missing ? 1 : 0;
   });
+}
+
+async function isExecutable(path: string): Promise<boolean> {
+  try {
+    const info = await Deno.stat(path);
+    return info.isFile && ((info.mode ?? 0o111) & 0o111) !== 0;
+  } catch {
+    return false;
+  }
 }

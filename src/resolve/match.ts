@@ -59,6 +59,7 @@ function preferred(left: Download, right: Download): number {
 function versionRequestOf(request: PythonRequest): VersionRequest | KeyRequest {
   if (request.kind === "version" || request.kind === "key") return request;
   throw new RequestError("A file, URL or stdin request has no catalog entry", {
+    exitCode: 1,
     hint: "install it directly; only versions and keys are looked up in the catalog",
   });
 }
@@ -173,6 +174,7 @@ function noMatchError(
     return new RequestError(
       `No ${what} for ${where} in the catalog (asked for ${JSON.stringify(request.text)})`,
       {
+        exitCode: 1,
         hint: `use --platform with one of ${
           platforms.join(", ")
         }; or --catalog FILE|URL for another catalog`,
@@ -190,6 +192,7 @@ function noMatchError(
         JSON.stringify(request.text)
       } for ${where}; pre-release available: ${formatVersion(newest.version)}`,
       {
+        exitCode: 1,
         hint: `ask for the pre-release explicitly, e.g. pyprime install ${
           formatVersion(newest.version)
         }`,
@@ -205,7 +208,10 @@ function noMatchError(
     `No ${what} matches ${JSON.stringify(request.text)} for ${where}; nearest available: ${
       nearest.join(", ")
     }`,
-    { hint: "ask for one of those versions, or pass --catalog FILE|URL for a newer catalog" },
+    {
+      exitCode: 1,
+      hint: "ask for one of those versions, or pass --catalog FILE|URL for a newer catalog",
+    },
   );
 }
 
@@ -224,8 +230,21 @@ export function mirrorUrl(download: Pick<Download, "url">, mirror?: string): str
   if (mirror === undefined || mirror === "" || !download.url.startsWith(PBS_PREFIX)) {
     return download.url;
   }
+  return mirrorBase(mirror) + "/" + download.url.slice(PBS_PREFIX.length);
+}
+
+/**
+ * The base URL of a mirror, without a trailing slash; a usage error (exit 2) when it is
+ * neither an `http(s)://` or `file://` URL nor an absolute path.
+ *
+ * @example
+ * ```ts
+ * mirrorBase("/srv/pbs/"); // "file:///srv/pbs"
+ * ```
+ */
+export function mirrorBase(mirror: string): string {
   let base: string;
-  if (/^(https?|file):\/\//i.test(mirror)) base = mirror;
+  if (/^(https?|file):\/\/./i.test(mirror)) base = mirror;
   else if (isAbsolute(mirror)) base = pathToFileURL(mirror).href;
   else {
     throw new CatalogError(
@@ -233,12 +252,13 @@ export function mirrorUrl(download: Pick<Download, "url">, mirror?: string): str
         JSON.stringify(mirror)
       }: not an http(s):// or file:// URL or an absolute path`,
       {
+        exitCode: 2,
         hint:
           "set --mirror / PYPRIME_PYTHON_INSTALL_MIRROR to e.g. https://mirror.example/pbs/ or /srv/pbs",
       },
     );
   }
-  return base.replace(/\/+$/, "") + "/" + download.url.slice(PBS_PREFIX.length);
+  return base.replace(/\/+$/, "");
 }
 
 /**

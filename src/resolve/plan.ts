@@ -7,7 +7,7 @@
  */
 import { basename } from "node:path";
 import { type Catalog, CatalogError, type Download, loadCatalog } from "./catalog.ts";
-import { mirrorUrl, resolve } from "./match.ts";
+import { mirrorBase, mirrorUrl, resolve } from "./match.ts";
 import { type DownloadOptions, openUrl } from "../fetch/download.ts";
 import type { ArchiveSource } from "../fetch/source.ts";
 import { detectPlatform, parsePlatformOverride, type Platform } from "./platform.ts";
@@ -133,6 +133,8 @@ export class Planner {
   /** Creates a planner for `settings`; throws when a {@link DOWNLOAD_ENV} variable is malformed. */
   constructor(readonly settings: PlanSettings) {
     this.#download = { ...downloadTuningFromEnv(), ...definedOnly(settings.download) };
+    if (settings.mirror) mirrorBase(settings.mirror);
+    if (settings.platform) parsePlatformOverride(settings.platform);
   }
 
   /** The catalog in force (embedded unless `--catalog`); `--offline` refuses an http(s) one. */
@@ -182,8 +184,21 @@ export class Planner {
     switch (request.kind) {
       case "stdin":
         return { spec, request, sha256, open: () => Promise.resolve(openStdin()) };
-      case "file":
-        return { spec, request, sha256, open: () => openFile(request.path) };
+      case "file": {
+        // Opened now, so a missing file fails the command before anything is made.
+        const first = await openFile(request.path);
+        let opened = false;
+        return {
+          spec,
+          request,
+          sha256,
+          open: () => {
+            if (opened) return openFile(request.path);
+            opened = true;
+            return Promise.resolve(first);
+          },
+        };
+      }
       case "url":
         return { spec, request, sha256, open: (s, p) => this.#openUrl(request.url, sha256, s, p) };
       default: {

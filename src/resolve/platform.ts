@@ -371,6 +371,7 @@ export function parsePlatformOverride(text: string): Platform {
   const parts = text.trim().toLowerCase().split("-");
   const fail = (cause: string) =>
     new PlatformError(`Invalid platform ${JSON.stringify(text)}: ${cause}`, {
+      exitCode: 2,
       hint: "use OS-ARCH[-LIBC], e.g. linux-x86_64-gnu, linux-aarch64-musl, " +
         "linux-x86_64_v3-gnu, macos-aarch64, windows-x86_64",
     });

@@ -153,9 +153,9 @@ function parseBareVersion(text: string): VersionConstraint | undefined {
   return { specifiers: [specifier], variant, prereleases: prerelease !== "" };
 }
 
-/** Parses a version, a specifier set or `any`/`latest` into a constraint. */
+/** Parses a version, a specifier set or `any` (as uv spells "any version") into a constraint. */
 function parseVersionPart(text: string): VersionConstraint | undefined {
-  if (text === "any" || text === "latest" || text === "") {
+  if (text === "any") {
     return { specifiers: [], variant: null, prereleases: false };
   }
   if (/^[<>=!~]/.test(text)) {
@@ -209,7 +209,10 @@ function parseVersionOrKey(
   if (text.startsWith("cpython-")) return parseKeyRequest(text, original);
   const implementation = IMPLEMENTATION_RE.exec(text);
   const rest = implementation ? text.slice(implementation[0].length) : text;
-  const constraint = parseVersionPart(rest);
+  // A bare implementation name (`cpython`, `python`) means any version, as in uv.
+  const constraint = implementation && rest === ""
+    ? parseVersionPart("any")
+    : parseVersionPart(rest);
   return constraint && { kind: "version", text: original, ...constraint };
 }
 

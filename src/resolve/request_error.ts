@@ -16,7 +16,7 @@ export const ACCEPTED_FORMS = "use a version (3, 3.13, 3.13.9, 3.14.0rc2), a var
 export class RequestError extends PyprimeError {
   /** Creates the error; the hint defaults to the accepted request forms. */
   constructor(message: string, options: PyprimeErrorOptions = {}) {
-    super(message, { hint: ACCEPTED_FORMS, ...options });
+    super(message, { hint: ACCEPTED_FORMS, exitCode: 2, ...options });
     this.name = "RequestError";
   }
 }

@@ -1,0 +1,103 @@
+/**
+ * Exit codes as the README promises them: 2 for every usage error, 1 for runtime
+ * failures; and failed commands leave no install dir behind.
+ *
+ * @module
+ */
+import { join } from "node:path";
+import { assert, assertEquals, assertMatch } from "../support/assert.ts";
+import { runCli } from "../support/cli.ts";
+import { fixtures } from "../support/fixtures.ts";
+import { names } from "../support/helpers.ts";
+
+async function withHome(fn: (home: string, dir: string) => Promise<void>): Promise<void> {
+  const home = await Deno.makeTempDir({ prefix: "pyprime-usage-" });
+  try {
+    await fn(home, join(home, "pythons"));
+  } finally {
+    await Deno.remove(home, { recursive: true });
+  }
+}
+
+const USAGE_ERRORS: [string[], RegExp][] = [
+  [["install", "3.x"], /^error: Invalid Python request "3\.x"$/m],
+  [["install", "cpython-"], /^error: Invalid Python request "cpython-"$/m],
+  [["install", "latest"], /^error: Invalid Python request "latest"$/m],
+  [["install", ""], /^error: Invalid Python request ""$/m],
+  [["install", "3.12", "--platform", "linux"], /^error: Invalid platform "linux": /m],
+  [["install", "3.12", "--platform", "plan9-x86_64"], /^error: Invalid platform "plan9-x86_64"/m],
+  [["install", "3.12", "--mirror", "srv/pbs"], /^error: Invalid mirror "srv\/pbs": /m],
+  [["install", "3.12", "--mirror", "ftp://host/pbs"], /^error: Invalid mirror "ftp:/m],
+  [["install", "3.12", "--optimize", "3"], /^error: --optimize takes 0, 1 and 2, not 3$/m],
+  [["install", "3.12", "--jobs", "0"], /^error: --jobs takes a whole number above 0, not 0$/m],
+  [["uninstall"], /^error: Nothing to uninstall$/m],
+  [["list", "--only-installed", "--only-available"], /exclude each other/],
+  [["-q", "-v", "dir"], /^error: -q\/--quiet and -v\/--verbose exclude each other$/m],
+  [["dir", "--quiet", "--verbose"], /exclude each other/],
+  [["find", "3.x"], /^error: Invalid Python request "3\.x"$/m],
+  [["instal", "3.12"], /unknown command 'instal'/],
+  [["install", "3.12", "--no-such-flag"], /unknown option '--no-such-flag'/],
+];
+
+Deno.test("usage errors exit 2 with one error line and create no install dir", async () => {
+  await withHome(async (home, dir) => {
+    for (const [args, message] of USAGE_ERRORS) {
+      const r = await runCli([...args, "--install-dir", dir], { env: { HOME: home } });
+      assertEquals(r.code, 2, `${args.join(" ")}: ${r.stderr}`);
+      assertMatch(r.stderr, message, args.join(" "));
+      assertEquals(r.stdout, "", args.join(" "));
+      assertEquals(await names(home), [], `${args.join(" ")} left files in HOME`);
+    }
+  });
+});
+
+Deno.test("runtime failures exit 1 and a failed install or uninstall creates no install dir", async () => {
+  await withHome(async (home, dir) => {
+    const cases: [string[], RegExp][] = [
+      [["install", join(home, "missing.tar.gz")], /Cannot read archive .*missing\.tar\.gz/],
+      [["install", "3.99", "--offline"], /No CPython matches "3\.99"/],
+      [["find", "3.12"], /No installed Python matches "3\.12"/],
+      [["uninstall", "3.12"], /No installed Python matches "3\.12"/],
+    ];
+    for (const [args, message] of cases) {
+      const r = await runCli([...args, "--install-dir", dir], { env: { HOME: home } });
+      assertEquals(r.code, 1, `${args.join(" ")}: ${r.stderr}`);
+      assertMatch(r.stderr, message);
+    }
+    const all = await runCli(["uninstall", "--all", "--install-dir", dir], { env: { HOME: home } });
+    assertEquals(all.code, 0, all.stderr);
+    assertEquals(await names(home), []);
+  });
+});
+
+Deno.test("a bad request among several fails the command before any install starts", async () => {
+  const fx = await fixtures();
+  await withHome(async (home, dir) => {
+    const r = await runCli(["install", fx.gz, "3.x", "--install-dir", dir], {
+      env: { HOME: home },
+    });
+    assertEquals(r.code, 2, r.stderr);
+    assertEquals(await names(home), []);
+  });
+});
+
+Deno.test("find skips an installation whose interpreter is gone and says so", async () => {
+  const fx = await fixtures();
+  await withHome(async (home, dir) => {
+    const r = await runCli(["install", fx.gz, "--install-dir", dir, "--no-bin"], {
+      env: { HOME: home },
+    });
+    assertEquals(r.code, 0, r.stderr);
+    const key = (await names(dir)).find((n) => n.startsWith("cpython-"))!;
+    const ok = await runCli(["find", fx.tag, "--install-dir", dir], { env: { HOME: home } });
+    assertEquals(ok.code, 0, ok.stderr);
+    assertEquals(ok.stdout, `${join(dir, key, "bin", "python3")}\n`);
+
+    await Deno.remove(join(dir, key, "bin", "python3"));
+    const broken = await runCli(["find", fx.tag, "--install-dir", dir], { env: { HOME: home } });
+    assertEquals(broken.code, 1, broken.stderr);
+    assertEquals(broken.stdout, "");
+    assertMatch(broken.stderr, /has no executable bin\/python3/);
+    assert(broken.stderr.includes("--reinstall"), broken.stderr);
+  });
+});
