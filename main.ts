@@ -15,6 +15,7 @@ interface GlobalFlags {
   quiet?: boolean;
   verbose?: boolean;
   json?: boolean;
+  progress?: boolean;
 }
 
 /** Flags every bytecode-compiling command shares. */
@@ -31,7 +32,11 @@ function outputFor(flags: GlobalFlags): Output {
     throw usage("-q/--quiet and -v/--verbose exclude each other", "pass one of them");
   }
   const verbosity = flags.quiet ? "quiet" : flags.verbose ? "verbose" : "normal";
-  return new Output({ verbosity, json: flags.json });
+  return new Output({
+    verbosity,
+    json: flags.json,
+    progress: flags.progress === false ? false : undefined,
+  });
 }
 
 function usage(message: string, hint?: string): PyprimeError {
@@ -111,6 +116,7 @@ function buildProgram(run: (code: Promise<number> | number) => void): Command {
     .option("-q, --quiet", "print errors only")
     .option("-v, --verbose", "print details")
     .option("--json", "print a JSON document on stdout")
+    .option("--no-progress", "never draw progress bars (they are drawn only on a terminal)")
     .version(
       `pyprime ${config.version} (deno ${Deno.version.deno}, ${Deno.build.target})`,
       "-V, --version",

@@ -209,7 +209,9 @@ async function installAll(
 
   async function stageWithRestarts(plan: Plan): Promise<Staged> {
     for (let attempt = 0;; attempt++) {
-      const bar = out.bar(`Installing ${plan.download?.key ?? basename(plan.spec)}`, 0, "bytes");
+      const what = plan.download?.key ??
+        (plan.request.kind === "stdin" ? "standard input" : basename(plan.spec));
+      const bar = out.bar(`Installing ${what}`, 0, "bytes");
       try {
         const source = await plan.open(signal);
         if (source.size) bar.update(0, source.size);

@@ -51,6 +51,18 @@ function loadBarKit(): Promise<BarKit> {
   return barKit;
 }
 
+/** The terminal's width (stderr's, else stdout's), 80 when neither is a terminal. */
+function terminalColumns(): number {
+  for (const rid of [Deno.stderr, Deno.stdout]) {
+    try {
+      if (rid.isTerminal()) return Deno.consoleSize().columns || 80;
+    } catch {
+      // not a terminal after all
+    }
+  }
+  return 80;
+}
+
 /**
  * Whether stderr gets colour, by the conventions uv and most CLIs follow: `NO_COLOR`
  * (any value) or `FORCE_COLOR=0|false` turn it off; `FORCE_COLOR` or `CLICOLOR_FORCE`
@@ -99,7 +111,7 @@ export class Output {
     const tty = Deno.stderr.isTerminal();
     this.color = options.color ?? colorWanted(tty);
     this.progress = options.progress ??
-      (tty && this.verbosity !== "quiet" && !this.json);
+      (tty && this.verbosity !== "quiet" && !this.json && envValue("TERM") !== "dumb");
   }
 
   /**
@@ -144,27 +156,51 @@ export class Output {
     if (hint) this.#err(`${this.#paint("36;1", "hint")}: ${hint}`);
   }
 
-  /** Starts a progress bar labelled `label`; a no-op object when progress is off. */
+  /**
+   * Starts a progress bar labelled `label`, sized to the terminal's width; a no-op
+   * object when progress is off. Until the total is known (0), only the count is
+   * shown: a bar or a percentage would claim 100 % of nothing.
+   */
   bar(label: string, total = 0, unit: "bytes" | "files" = "files"): Progress {
     const kit = this.#kit;
     if (!this.progress || kit === undefined) return { update() {}, stop() {} };
-    const format = unit === "bytes"
-      ? `${label} [{bar}] {percentage}% {value_mb}/{total_mb} MiB`
-      : `${label} [{bar}] {value}/{total}`;
-    const bar = new kit.cliProgress.SingleBar({
-      format,
-      stream: kit.stderr,
-      hideCursor: true,
-      clearOnComplete: true,
-      barsize: 30,
-    }, kit.cliProgress.Presets.shades_classic);
     const mb = (n: number) => (n / 1048576).toFixed(1);
-    bar.start(total, 0, { value_mb: mb(0), total_mb: mb(total) });
+    const columns = terminalColumns();
+    const shown = label.length > columns / 2
+      ? label.slice(0, Math.floor(columns / 2) - 1) + "…"
+      : label;
+    // Room for the label and the numbers after the bar: "[" "] 100% 1234.5/1234.5 MiB".
+    const tail = unit === "bytes" ? 28 : 16;
+    const barsize = Math.max(5, Math.min(40, columns - shown.length - tail));
+    const make = (known: boolean) => {
+      const format = !known
+        ? unit === "bytes" ? `${shown} {value_mb} MiB` : `${shown} {value}`
+        : unit === "bytes"
+        ? `${shown} [{bar}] {percentage}% {value_mb}/{total_mb} MiB`
+        : `${shown} [{bar}] {value}/{total}`;
+      return new kit.cliProgress.SingleBar({
+        format,
+        stream: kit.stderr,
+        hideCursor: true,
+        clearOnComplete: true,
+        barsize,
+        linewrap: false,
+      }, kit.cliProgress.Presets.shades_classic);
+    };
+    let bar = make(total > 0);
+    let value = 0;
+    bar.start(Math.max(total, 1), 0, { value_mb: mb(0), total_mb: mb(total) });
     return {
-      update(value: number, newTotal?: number) {
-        if (newTotal !== undefined && newTotal !== total) {
+      update(next: number, newTotal?: number) {
+        value = next;
+        if (newTotal !== undefined && newTotal > 0 && newTotal !== total) {
+          if (total === 0) {
+            // The total just became known: from a counter to a bar.
+            bar.stop();
+            bar = make(true);
+            bar.start(newTotal, value, { value_mb: mb(value), total_mb: mb(newTotal) });
+          } else bar.setTotal(newTotal);
           total = newTotal;
-          bar.setTotal(total);
         }
         bar.update(value, { value_mb: mb(value), total_mb: mb(total) });
       },

@@ -1,0 +1,108 @@
+/**
+ * Progress bars as a terminal shows them: captured from a pseudo-terminal of a fixed
+ * size (script(1) + stty), split into the frames cli-progress draws.
+ *
+ * @module
+ */
+import { join } from "node:path";
+import { assert, assertEquals, assertMatch } from "../support/assert.ts";
+import { cliEnv, mainArgs } from "../support/cli.ts";
+import { fixtures, sourcePython } from "../support/fixtures.ts";
+
+function shellQuote(words: string[]): string {
+  return words.map((a) => `'${a.replaceAll("'", `'\\''`)}'`).join(" ");
+}
+
+/** Runs pyprime on a `columns`-wide pseudo-terminal; returns the exit code and the frames. */
+async function onTerminal(
+  args: string[],
+  columns: number,
+  env: Record<string, string> = {},
+  stdin?: string,
+): Promise<{ code: number; frames: string[]; screen: string }> {
+  const command = shellQuote([Deno.execPath(), ...(await mainArgs()), ...args]);
+  const redirect = stdin ? ` < ${shellQuote([stdin])}` : "";
+  const out = await new Deno.Command("script", {
+    args: ["-qec", `stty cols ${columns} rows 24; ${command}${redirect}`, "/dev/null"],
+    clearEnv: true,
+    env: cliEnv(env),
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const screen = new TextDecoder().decode(out.stdout);
+  // Every cursor move or line clear starts a new frame.
+  const frames = screen.split(/\x1b\[[0-9;?]*[A-Za-z]|\x1b[78]|\r|\n/).filter((f) => f.trim());
+  return { code: out.code, frames, screen };
+}
+
+async function tree(files: number): Promise<string> {
+  const dir = await Deno.makeTempDir({ prefix: "pyprime-bar-" });
+  for (let i = 0; i < files; i++) {
+    await Deno.writeTextFile(join(dir, `m${i}.py`), `def f${i}(x):\n    return x + ${i}\n`);
+  }
+  return dir;
+}
+
+Deno.test("compile's bar fits a 40- and an 80-column terminal and starts as a count", async () => {
+  const dir = await tree(200);
+  try {
+    for (const columns of [40, 80]) {
+      await Deno.remove(join(dir, "__pycache__"), { recursive: true }).catch(() => {});
+      const python = sourcePython() ?? "python3";
+      const r = await onTerminal(["compile", dir, "--python", python, "--jobs", "1"], columns);
+      assertEquals(r.code, 0, r.screen);
+      const bars = r.frames.filter((f) => f.startsWith("Compiling bytecode"));
+      assert(bars.length > 0, r.screen);
+      for (const frame of r.frames) {
+        assert(frame.length <= columns, `${frame.length} > ${columns}: ${JSON.stringify(frame)}`);
+      }
+      // Before the walk has counted the files there is no total: no bar, no 100 %.
+      assertMatch(bars[0], /^Compiling bytecode \d+$/);
+      assert(bars.some((f) => /\[[░█]+\] \d+\/200/.test(f)), bars.join("\n"));
+      assertMatch(r.screen, /Bytecode compiled 200 files/);
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("install's bar never shows 100% of an unknown size, and --no-progress and TERM=dumb draw none", async () => {
+  const fx = await fixtures();
+  const home = await Deno.makeTempDir({ prefix: "pyprime-bar-" });
+  try {
+    const base = ["--install-dir", join(home, "p"), "--no-bin", "--no-compile-bytecode"];
+    const file = await onTerminal(["install", fx.gz, ...base], 80, { HOME: home });
+    assertEquals(file.code, 0, file.screen);
+    const installing = file.frames.filter((f) => f.startsWith("Installing "));
+    assert(installing.length > 0, file.screen);
+    for (const frame of installing) assert(frame.length <= 80, frame);
+    assert(!installing[0].includes("100%"), installing[0]);
+
+    // Standard input has no size: a count of MiB, never a percentage.
+    const stdin = await onTerminal(
+      ["install", "-", ...base, "--reinstall"],
+      80,
+      { HOME: home },
+      fx.gz,
+    );
+    assertEquals(stdin.code, 0, stdin.screen);
+    const counted = stdin.frames.filter((f) => f.startsWith("Installing "));
+    assert(counted.length > 0, stdin.screen);
+    for (const frame of counted) assertMatch(frame, /^Installing standard input [\d.]+ MiB$/);
+
+    for (
+      const [args, env] of [
+        [["--no-progress", "install", fx.gz, ...base, "--reinstall"], { HOME: home }],
+        [["install", fx.gz, ...base, "--reinstall"], { HOME: home, TERM: "dumb" }],
+      ] as const
+    ) {
+      const none = await onTerminal([...args], 80, { ...env });
+      assertEquals(none.code, 0, none.screen);
+      assert(!none.screen.includes("Installing "), none.screen);
+      assertMatch(none.screen, /Reinstalled cpython-/);
+    }
+  } finally {
+    await Deno.remove(home, { recursive: true });
+  }
+});
