@@ -10,6 +10,7 @@ import { compileTree } from "../bytecode/pool.ts";
 import type { InvalidationMode } from "../bytecode/settings.ts";
 import { abortOnSignals } from "../signals.ts";
 import { PyprimeError } from "../errors.ts";
+import { exists } from "../fs.ts";
 import type { Output } from "./output.ts";
 import { summarizeCompile } from "./summary.ts";
 
@@ -55,6 +56,13 @@ export async function runCompile(
     });
   }
   const roots = paths.map((p) => resolve(p));
+  for (const [i, root] of roots.entries()) {
+    if (!(await exists(root))) {
+      throw new PyprimeError(`Cannot compile ${paths[i]}: no such file or folder`, {
+        hint: "pass existing folders or .py files",
+      });
+    }
+  }
   const python = options.python === undefined
     ? await findInterpreterFor(roots[0])
     : await onPath(options.python);
@@ -81,9 +89,10 @@ export async function runCompile(
       onProgress: (done, total) => bar.update(done, total),
     });
     bar.stop();
-    summarizeCompile(report, out);
+    summarizeCompile(report, out, true);
     out.jsonData(report);
-    return 0;
+    // As `python -m compileall`: any file that did not compile fails the command.
+    return report.failed.length > 0 ? 1 : 0;
   } finally {
     bar.stop();
     stopListening();

@@ -7,6 +7,7 @@
 import { basename } from "node:path";
 import { compileTree } from "../bytecode/pool.ts";
 import type { BytecodeSettings, CompileReport } from "../bytecode/settings.ts";
+import { seconds } from "./format.ts";
 import { summarizeCompile } from "./summary.ts";
 import { PyprimeError } from "../errors.ts";
 import { abortOnSignals } from "../signals.ts";
@@ -125,7 +126,7 @@ export async function runInstall(
     download: {
       ...options.plan?.download,
       onRetry: (attempt, reason, delay) =>
-        out.warn(`${reason}; retry ${attempt} in ${(delay / 1000).toFixed(1)}s`),
+        out.warn(`${reason}; retry ${attempt} in ${seconds(delay / 1000)}`),
     },
   });
   const plans = await Promise.all(sources.map((spec) => planner.plan(spec, sha256)));
@@ -333,8 +334,8 @@ async function finish(
     await commitQuietly(staged, out);
     out.info(
       `${replacing ? "Reinstalled" : "Installed"} ${info.key} in ${
-        round(staged.extractSeconds + (bytecode?.seconds ?? 0))
-      }s`,
+        seconds(staged.extractSeconds + (bytecode?.seconds ?? 0))
+      }`,
     );
     out.data(base.python);
     return { ...base, status: replacing ? "reinstalled" : "installed", bytecode };

@@ -261,7 +261,9 @@ export class HttpSource {
     if (this.#attempts > this.#retries) {
       throw new NetworkError(
         this.#url,
-        `${failure.reason} (gave up after ${this.#attempts} attempts)`,
+        `${failure.reason} (gave up after ${this.#attempts} ${
+          this.#attempts === 1 ? "attempt" : "attempts"
+        })`,
         { cause: failure.cause },
       );
     }

@@ -88,8 +88,15 @@ export function describeError(error: unknown): string {
   if (!(error instanceof Error)) return String(error);
   if (error instanceof Deno.errors.NotFound) return "not found";
   const cause = error.cause instanceof Error ? error.cause.message : undefined;
-  // Deno's fetch wraps the useful text: "fetch failed" + cause "tcp connect error: …".
-  return cause !== undefined && cause !== error.message
+  // Deno's fetch wraps the useful text: "fetch failed" + cause "tcp connect error: …",
+  // or one message "error sending request for url (URL): client error (Connect): tcp …".
+  // The URL is named once, by the caller; only the innermost reason is kept.
+  const text = cause !== undefined && cause !== error.message
     ? `${error.message}: ${cause}`
     : error.message;
+  const inner = text
+    .replace(/^fetch failed: /i, "")
+    .replace(/error sending request for url \([^)]*\): /i, "")
+    .replace(/client error \([A-Za-z]+\): /gi, "");
+  return inner || text;
 }

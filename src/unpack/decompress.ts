@@ -85,6 +85,13 @@ export async function decompress(
         "python-build-standalone archives are .tar.gz or .tar.zst; recompress with gzip or zstd",
     });
   }
+  if (format === "tar" && !looksLikeTar(first)) {
+    await reader.cancel();
+    throw new ArchiveError(`Cannot read archive ${label}: it is not a gzip, zstd or tar archive`, {
+      hint: "pass a python-build-standalone .tar.gz or .tar.zst (a download that returned an " +
+        "HTML page or an error text is not one)",
+    });
+  }
   const replayed = replay(first, reader);
   // node:zlib's gunzip measured ~25% faster than DecompressionStream under Deno 2.9
   // (docs/benchmarks.md), so both compressed formats go through node:zlib.
@@ -94,6 +101,20 @@ export async function decompress(
     ? replayed.pipeThrough(nodeTransform(zstdDecompressor()))
     : replayed;
   return { format, stream: tar };
+}
+
+/**
+ * Whether the first block can start a tar: the `ustar` magic, or (old formats) a
+ * checksum field of octal digits, or an all-zero end-of-archive block. Text and random
+ * bytes fail this, which is enough to tell "not an archive" from "a damaged tar".
+ */
+function looksLikeTar(head: Uint8Array): boolean {
+  if (head.length < SNIFF_BYTES) return head.every((b) => b === 0) && head.length > 0;
+  const block = head.subarray(0, SNIFF_BYTES);
+  if (new TextDecoder().decode(block.subarray(257, 262)) === "ustar") return true;
+  if (block.every((b) => b === 0)) return true;
+  const checksum = new TextDecoder().decode(block.subarray(148, 156));
+  return /^[ \0]*[0-7]+[ \0]*$/.test(checksum);
 }
 
 function zstdDecompressor(): Transform {

@@ -665,7 +665,7 @@ Deno.test("findInterpreterFor walks up to the installation holding bin/python3 a
   }
 });
 
-Deno.test("runCompile compiles with the tree's own interpreter and returns 0 despite failed files", async () => {
+Deno.test("runCompile compiles with the tree's own interpreter and returns 1 when a file fails, as compileall does", async () => {
   const root = await tempDir();
   try {
     await writeTree(root, CRAFTED);
@@ -675,7 +675,7 @@ Deno.test("runCompile compiles with the tree's own interpreter and returns 0 des
       { python: PYTHON, optimize: [0, 1], exclude: ["skipme"] },
       out,
     );
-    assert.equal(code, 0);
+    assert.equal(code, 1);
     assert.ok(await exists(pycPath(join(root, "pkg", "mod_a.py"), 1)));
     assert.equal(await exists(join(root, "skipme", "__pycache__")), false);
     await assert.rejects(

@@ -101,3 +101,55 @@ Deno.test("find skips an installation whose interpreter is gone and says so", as
     assert(broken.stderr.includes("--reinstall"), broken.stderr);
   });
 });
+
+Deno.test("compile exits 1 and lists each failed file even with --quiet; a missing path is named", async () => {
+  await withHome(async (home) => {
+    const tree = join(home, "tree");
+    await Deno.mkdir(tree);
+    await Deno.writeTextFile(join(tree, "good.py"), "x = 1\n");
+    await Deno.writeTextFile(join(tree, "bad.py"), "def f(:\n");
+    const python = (await fixtures()).pythonSource;
+    const r = await runCli(["-q", "compile", tree, "--python", python], { env: { HOME: home } });
+    assertEquals(r.code, 1, r.stderr);
+    assertMatch(r.stderr, /^error: Cannot compile .*bad\.py: SyntaxError/m);
+    assertEquals(r.stderr.trim().split("\n").length, 1, r.stderr);
+
+    await Deno.remove(join(tree, "bad.py"));
+    const one = await runCli(["compile", join(tree, "good.py"), "--python", python], {
+      env: { HOME: home },
+    });
+    assertEquals(one.code, 0, one.stderr);
+    assertMatch(one.stderr, /^Bytecode compiled 1 file in \d+\.\d\ds$/m);
+
+    for (const extra of [[], ["--python", python]]) {
+      const missing = await runCli(["compile", join(home, "nope"), ...extra], {
+        env: { HOME: home },
+      });
+      assertEquals(missing.code, 1, missing.stderr);
+      assertMatch(missing.stderr, /^error: Cannot compile .*nope: no such file or folder$/m);
+    }
+  });
+});
+
+Deno.test("install of a text file or random bytes says it is not a gzip, zstd or tar archive", async () => {
+  await withHome(async (home, dir) => {
+    const text = join(home, "page.tar.gz");
+    await Deno.writeTextFile(text, "<html><body>404 Not Found</body></html>\n".repeat(40));
+    const random = join(home, "noise.tar.zst");
+    await Deno.writeFile(random, crypto.getRandomValues(new Uint8Array(4096)));
+    for (const path of [text, random]) {
+      const r = await runCli(["install", path, "--install-dir", dir], { env: { HOME: home } });
+      assertEquals(r.code, 1, r.stderr);
+      assertMatch(
+        r.stderr,
+        new RegExp(
+          `^error: Cannot read archive .*${
+            path.split("/").at(-1)!.replaceAll(".", "\\.")
+          }: it is not a gzip, zstd or tar archive$`,
+          "m",
+        ),
+      );
+      assertEquals((await names(dir)).filter((n) => !n.startsWith(".")), []);
+    }
+  });
+});
