@@ -474,4 +474,12 @@ export async function main(args: string[]): Promise<number> {
   return 0;
 }
 
-if (import.meta.main) Deno.exit(await main(Deno.args));
+if (import.meta.main) {
+  try {
+    Deno.exit(await main(Deno.args));
+  } catch (err) {
+    // A missing file, an unreachable URL or bad JSON: one line, no stack trace.
+    console.error(`update_catalog: error: ${(err as Error).message}`);
+    Deno.exit(1);
+  }
+}

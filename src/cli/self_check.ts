@@ -23,6 +23,8 @@ export interface SelfCheck {
   installDir: string;
   /** Installed keys. */
   installed: string[];
+  /** What is wrong, when something is (the command then exits 1). */
+  problems?: string[];
   /** The bin dir. */
   binDir: string;
   /** Whether the bin dir is on PATH. */
@@ -49,12 +51,19 @@ export async function runSelfCheck(
   const catalog = await loadCatalog(options.catalog);
   const dir = installDir(options.installDir);
   const bin = binDir(options.binDir);
+  // A broken install dir is what a self-check is for: reported, not a crash.
+  let problem: string | undefined;
+  const installed = await installedKeys(dir).catch((err: Error) => {
+    problem = err.message;
+    return [];
+  });
   const report: SelfCheck = {
     version,
     deno: Deno.version.deno,
     target: Deno.build.target,
     installDir: dir,
-    installed: await installedKeys(dir),
+    installed,
+    ...(problem ? { problems: [problem] } : {}),
     binDir: bin,
     binDirOnPath: onPath(bin),
     platform: formatPlatform(await detectPlatform()),
@@ -66,13 +75,20 @@ export async function runSelfCheck(
     },
   };
   out.data(`pyprime: ${report.version} (deno ${report.deno}, ${report.target})`);
-  out.data(`install dir: ${report.installDir} (${report.installed.length} installed)`);
+  out.data(
+    `install dir: ${report.installDir} (${
+      problem ? "unusable" : `${report.installed.length} installed`
+    })`,
+  );
   out.data(`bin dir: ${report.binDir} (${report.binDirOnPath ? "on PATH" : "not on PATH"})`);
   out.data(`platform: ${report.platform}`);
   out.data(
     `catalog: ${report.catalog.source}, ${report.catalog.downloads} downloads, newest build ${report.catalog.newestBuild} (${report.catalog.ageDays} days old)`,
   );
   if (!report.binDirOnPath) out.warn(`${bin} is not on PATH`, `add it: export PATH="${bin}:$PATH"`);
+  if (problem) {
+    out.error(problem, "pass --install-dir DIR (or PYPRIME_PYTHON_INSTALL_DIR) naming a folder");
+  }
   out.jsonData(report);
-  return 0;
+  return problem ? 1 : 0;
 }

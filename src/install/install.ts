@@ -8,7 +8,13 @@
 import { basename, dirname, join } from "node:path";
 import { type ArchiveFormat, decompress } from "../unpack/decompress.ts";
 import { sha256Tap, verifySha256 } from "../fetch/digest.ts";
-import { ArchiveError, ChecksumMismatchError, PyprimeError, UnsafeEntryError } from "../errors.ts";
+import {
+  ArchiveError,
+  ChecksumMismatchError,
+  PyprimeError,
+  refusedPath,
+  UnsafeEntryError,
+} from "../errors.ts";
 import { type ExtractResult, extractTar } from "../unpack/extract.ts";
 import type { ExtractLimits } from "../unpack/limits.ts";
 import { type InterpreterInfo, keyOf, probeInterpreter } from "./interpreter.ts";
@@ -72,6 +78,8 @@ export async function prepareInstallDir(dir: string): Promise<string> {
     await Deno.mkdir(join(dir, STAGING_DIR), { recursive: true });
     return await Deno.realPath(dir);
   } catch (err) {
+    const refused = refusedPath(err);
+    if (refused) throw new PyprimeError(refused.message, { cause: err, hint: refused.hint });
     throw new PyprimeError(`Cannot use ${dir} as the install dir: ${(err as Error).message}`, {
       cause: err,
       hint: "pass --install-dir DIR (or PYPRIME_PYTHON_INSTALL_DIR) naming a folder you can write",

@@ -12,7 +12,7 @@
  */
 import { join, resolve } from "node:path";
 import { envValue as env } from "../env.ts";
-import { ArchiveError, PyprimeError } from "../errors.ts";
+import { ArchiveError, PyprimeError, refusedPath } from "../errors.ts";
 
 /** Name of the folder of in-progress installs inside the install dir. */
 export const STAGING_DIR = ".staging";
@@ -92,6 +92,8 @@ export async function installedKeys(dir: string): Promise<string[]> {
     }
   } catch (err) {
     if (err instanceof Deno.errors.NotFound) return [];
+    const refused = refusedPath(err);
+    if (refused) throw new PyprimeError(refused.message, { cause: err, hint: refused.hint });
     throw new PyprimeError(`Cannot read the install dir ${dir}: ${(err as Error).message}`, {
       cause: err,
       hint: "pass --install-dir DIR (or PYPRIME_PYTHON_INSTALL_DIR) naming a folder",

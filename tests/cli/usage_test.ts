@@ -6,7 +6,7 @@
  */
 import { join } from "node:path";
 import { assert, assertEquals, assertMatch } from "../support/assert.ts";
-import { runCli } from "../support/cli.ts";
+import { ROOT, runCli } from "../support/cli.ts";
 import { fixtures } from "../support/fixtures.ts";
 import { names } from "../support/helpers.ts";
 
@@ -152,4 +152,48 @@ Deno.test("install of a text file or random bytes says it is not a gzip, zstd or
       assertEquals((await names(dir)).filter((n) => !n.startsWith(".")), []);
     }
   });
+});
+
+Deno.test("self-check reports an unusable install dir and exits 1 instead of crashing", async () => {
+  await withHome(async (home) => {
+    const file = join(home, "not-a-dir");
+    await Deno.writeTextFile(file, "x");
+    const r = await runCli(["self-check", "--install-dir", file], { env: { HOME: home } });
+    assertEquals(r.code, 1, r.stderr);
+    assertMatch(r.stdout, /^install dir: .*not-a-dir \(unusable\)$/m);
+    assertMatch(r.stdout, /^platform: /m);
+    assertMatch(r.stderr, /^error: Cannot read the install dir .*not-a-dir: /m);
+    const json = await runCli(["--json", "self-check", "--install-dir", file], {
+      env: { HOME: home },
+    });
+    assertEquals(json.code, 1);
+    assertEquals(JSON.parse(json.stdout).problems.length, 1);
+  });
+});
+
+Deno.test("an install dir under /dev gets Deno's refusal explained, not a flag to pass", async () => {
+  await withHome(async (home) => {
+    for (
+      const args of [["install", "3.12"], ["list", "--only-installed"], ["uninstall", "--all"]]
+    ) {
+      const r = await runCli([...args, "--install-dir", "/dev/shm/pyprime-test"], {
+        env: { HOME: home },
+      });
+      assertEquals(r.code, 1, `${args.join(" ")}: ${r.stderr}`);
+      assertMatch(r.stderr, /^error: Deno does not let pyprime use \/dev\/shm\/pyprime-test/m);
+      assert(!r.stderr.includes("--allow-all"), r.stderr);
+    }
+  });
+});
+
+Deno.test("task catalog with a missing file prints one error line", async () => {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", join(ROOT, "scripts", "update_catalog.ts"), "/nonexistent/metadata.json"],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assertEquals(out.code, 1);
+  const stderr = new TextDecoder().decode(out.stderr).trim();
+  assertMatch(stderr, /^update_catalog: error: .*\/nonexistent\/metadata\.json/);
+  assertEquals(stderr.split("\n").length, 1, stderr);
 });
