@@ -7,7 +7,7 @@
 import { basename } from "node:path";
 import { compileTree } from "../bytecode/pool.ts";
 import type { BytecodeSettings, CompileReport } from "../bytecode/settings.ts";
-import { seconds } from "./format.ts";
+import { plural, seconds } from "./format.ts";
 import { summarizeCompile } from "./summary.ts";
 import { PyprimeError } from "../errors.ts";
 import { abortOnSignals } from "../signals.ts";
@@ -82,6 +82,21 @@ export interface InstallOutcome {
   revoked: string[];
   /** Installed for another platform (`--platform`): not probed, not compiled, not linked. */
   foreign?: boolean;
+}
+
+/** A request that could not be installed, while others of the same command were. */
+export interface FailedOutcome {
+  /** The source as given. */
+  source: string;
+  /** Always `failed`. */
+  status: "failed";
+  /** The error's message. */
+  error: string;
+}
+
+interface Failure {
+  spec: string;
+  error: unknown;
 }
 
 /** Drops the network permission once every byte has been read. */
@@ -181,10 +196,14 @@ async function installAll(
     toStage.map(async (plan) => ({ spec: plan.spec, staged: await stageWithRestarts(plan) })),
   );
   const staged = results.flatMap((r) => r.status === "fulfilled" ? [r.value] : []);
-  const failure = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
-  if (failure) {
+  const failures: Failure[] = [];
+  results.forEach((r, i) => {
+    if (r.status === "rejected") failures.push({ spec: toStage[i].spec, error: r.reason });
+  });
+  // One request: its error is the command's. A signal: nothing is kept.
+  if (failures.length > 0 && (plans.length === 1 || signal.aborted)) {
     await Promise.all(staged.map(({ staged }) => removeTree(staged.staging)));
-    throw failure.reason;
+    throw signal.aborted ? signal.reason : failures[0].error;
   }
   const revoked = await revokeNetwork();
   out.debug(`Revoked permissions: ${revoked.join(", ") || "none"}`);
@@ -198,15 +217,43 @@ async function installAll(
       const duplicate = promoted.has(one.info.key);
       promoted.add(one.info.key);
       const it = duplicate ? { ...one, alreadyInstalled: true } : one;
-      outcomes.push(await finish(spec, it, options, signal, out, revoked));
+      try {
+        outcomes.push(await finish(spec, it, options, signal, out, revoked));
+      } catch (err) {
+        if (plans.length === 1 || signal.aborted) throw signal.aborted ? signal.reason : err;
+        failures.push({ spec, error: err });
+      }
     }
   } finally {
     // A failure or a signal in one source must not leave the others' staging behind.
     await Promise.all(staged.slice(next + 1).map(({ staged }) => removeTree(staged.staging)));
   }
   if (!options.noBin) await linkExecutables(dir, outcomes, options, out);
-  out.jsonData(outcomes);
-  return 0;
+  // Several requests: the ones that worked stay installed (as uv does), and every
+  // failure is said, in request order, in text and in JSON.
+  for (const { spec, error } of failures) {
+    const e = error instanceof PyprimeError ? error : undefined;
+    out.error(`Cannot install ${spec}: ${(error as Error)?.message ?? String(error)}`, e?.hint);
+  }
+  if (failures.length > 0) {
+    const done = outcomes.map((o) => o.source);
+    out.info(
+      `Installed ${plural(outcomes.length, "request")} of ${plans.length}${
+        done.length ? ` (${done.join(", ")})` : ""
+      }; failed: ${failures.map((f) => f.spec).join(", ")}`,
+    );
+  }
+  const order = new Map(plans.map((p, i) => [p.spec, i]));
+  const all: (InstallOutcome | FailedOutcome)[] = [
+    ...outcomes,
+    ...failures.map((f): FailedOutcome => ({
+      source: f.spec,
+      status: "failed",
+      error: (f.error as Error)?.message ?? String(f.error),
+    })),
+  ].sort((a, b) => (order.get(a.source) ?? 0) - (order.get(b.source) ?? 0));
+  out.jsonData(all);
+  return failures.length > 0 ? 1 : 0;
 
   async function stageWithRestarts(plan: Plan): Promise<Staged> {
     for (let attempt = 0;; attempt++) {
@@ -377,8 +424,19 @@ async function compileStaged(
       onProgress: (done, total) => bar.update(done, total),
     });
     bar.stop();
-    summarizeCompile(report, out);
-    return report;
+    // What the user will look at is the final path, not the staging folder that is
+    // renamed into it a moment later.
+    const final = {
+      ...report,
+      failed: report.failed.map((f) => ({
+        ...f,
+        path: f.path.startsWith(staged.staging + "/")
+          ? staged.target + f.path.slice(staged.staging.length)
+          : f.path,
+      })),
+    };
+    summarizeCompile(final, out);
+    return final;
   } finally {
     bar.stop();
   }

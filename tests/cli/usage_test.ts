@@ -197,3 +197,29 @@ Deno.test("task catalog with a missing file prints one error line", async () => 
   assertMatch(stderr, /^update_catalog: error: .*\/nonexistent\/metadata\.json/);
   assertEquals(stderr.split("\n").length, 1, stderr);
 });
+
+Deno.test("install of several requests keeps the ones that worked and names the one that failed", async () => {
+  const fx = await fixtures();
+  await withHome(async (home, dir) => {
+    const bad = join(home, "broken.tar.gz");
+    await Deno.writeTextFile(bad, "not an archive at all\n".repeat(50));
+    const args = ["install", fx.gz, bad, "--install-dir", dir, "--no-bin"];
+    const text = await runCli(args, { env: { HOME: home } });
+    assertEquals(text.code, 1, text.stderr);
+    assertMatch(text.stderr, /^error: Cannot install .*broken\.tar\.gz: Cannot read archive /m);
+    assertMatch(
+      text.stderr,
+      /^Installed 1 request of 2 \(.*\.tar\.gz\); failed: .*broken\.tar\.gz$/m,
+    );
+    assertMatch(text.stdout, /\/bin\/python3\n$/);
+    assertEquals((await names(dir)).filter((n) => n.startsWith("cpython-")).length, 1);
+
+    const json = await runCli(["--json", ...args, "--reinstall"], { env: { HOME: home } });
+    assertEquals(json.code, 1, json.stderr);
+    const outcomes = JSON.parse(json.stdout);
+    assertEquals(outcomes.map((o: { status: string }) => o.status), ["reinstalled", "failed"]);
+    assertEquals(outcomes[1].source, bad);
+    assertMatch(outcomes[1].error, /not a gzip, zstd or tar archive/);
+    assertEquals(await names(join(dir, ".staging")), []);
+  });
+});

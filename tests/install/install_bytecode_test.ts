@@ -191,6 +191,20 @@ Deno.test("a full-layout archive's bad-syntax file is reported, not fatal", asyn
   await Deno.remove(home, { recursive: true });
 });
 
+Deno.test("--verbose and --json name the final installation path of a failed file, never .staging", async () => {
+  const { home, dir } = await setup();
+  const r = await runCli(["install", fx.full, "--install-dir", dir, "--no-bin", "-v", "--json"], {
+    env: { HOME: home },
+  });
+  assertEquals(r.code, 0, r.stderr);
+  const [outcome] = JSON.parse(r.stdout);
+  const failed: string = outcome.bytecode.failed[0].path;
+  assert(failed.startsWith(`${outcome.path}/`), failed);
+  assert(!r.stdout.includes("/.staging/"), r.stdout);
+  assert(!r.stderr.includes("/.staging/"), r.stderr);
+  await Deno.remove(home, { recursive: true });
+});
+
 Deno.test("SOURCE_DATE_EPOCH makes checked-hash the default invalidation mode", async () => {
   const { home, dir, stdlib } = await setup();
   const r = await runCli(["install", fx.zst, "--install-dir", dir, "--no-bin"], {
