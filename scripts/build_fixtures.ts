@@ -996,16 +996,17 @@ export async function buildFixtures(options: BuildFixturesOptions = {}): Promise
   }
 }
 
-function parseArgs(args: string[]): BuildFixturesOptions {
-  const options: BuildFixturesOptions = {};
+function parseArgs(args: string[]): BuildFixturesOptions & { json?: boolean } {
+  const options: BuildFixturesOptions & { json?: boolean } = {};
   for (let i = 0; i < args.length; i++) {
     const [flag, inline] = args[i].split(/=(.*)/s, 2);
     const value = () => inline ?? args[++i];
     if (flag === "--python") options.python = value();
     else if (flag === "--out") options.outDir = value();
     else if (flag === "--scale") options.scale = Number(value());
+    else if (flag === "--json") options.json = true;
     else if (flag === "--help" || flag === "-h") {
-      console.log("usage: build_fixtures.ts [--python PATH] [--out DIR] [--scale N]");
+      console.log("usage: build_fixtures.ts [--python PATH] [--out DIR] [--scale N] [--json]");
       Deno.exit(0);
     } else throw new Error(`unknown argument ${args[i]}`);
   }
@@ -1014,12 +1015,17 @@ function parseArgs(args: string[]): BuildFixturesOptions {
 
 if (import.meta.main) {
   try {
-    const set = await buildFixtures({ ...parseArgs(Deno.args), log: (l) => console.error(l) });
+    const { json, ...options } = parseArgs(Deno.args);
+    const set = await buildFixtures({ ...options, log: (l) => console.error(l) });
+    console.error(
+      `CPython ${set.version} from ${set.pythonSource}${set.cached ? " (cached)" : ""}:`,
+    );
     for (const path of [set.gz, set.zst, set.full]) {
       console.error(`${(set.sizes[path] / 1048576).toFixed(1).padStart(7)} MiB  ${path}`);
     }
     for (const note of set.notes) console.error(`note: ${note}`);
-    console.log(JSON.stringify(set, null, 2));
+    // The whole description only on request: scripts read it, people read the lines above.
+    if (json) console.log(JSON.stringify(set, null, 2));
   } catch (err) {
     console.error(`error: ${err instanceof Error ? err.message : err}`);
     Deno.exit(1);

@@ -5,7 +5,7 @@ import { Readable } from "node:stream";
 import zlib from "node:zlib";
 import { createTarDecoder, type TarHeader } from "modern-tar";
 import { buildFixtures } from "../../scripts/build_fixtures.ts";
-import { FIXTURE_CACHE, fixtures } from "../support/fixtures.ts";
+import { FIXTURE_CACHE, fixtures, REPO_ROOT } from "../support/fixtures.ts";
 
 const decoder = new TextDecoder();
 
@@ -185,4 +185,20 @@ Deno.test("buildFixtures reuses a complete build with the same inputs", async ()
   assert.equal(again.cached, true);
   assert.deepEqual(again.sha256, fx.sha256);
   assert.ok(performance.now() - started < 5000);
+});
+
+Deno.test("task fixtures prints a few summary lines, and the whole description only with --json", async () => {
+  const fx = await fixtures();
+  const script = join(REPO_ROOT, "scripts", "build_fixtures.ts");
+  const base = ["run", "-A", script, "--python", fx.pythonSource, "--out", FIXTURE_CACHE];
+  const decode = (b: Uint8Array) => new TextDecoder().decode(b);
+  const plain = await new Deno.Command(Deno.execPath(), { args: base }).output();
+  assert.equal(plain.code, 0, decode(plain.stderr));
+  assert.equal(decode(plain.stdout), "");
+  const lines = decode(plain.stderr).trim().split("\n");
+  assert.ok(lines.length <= 8, lines.join("\n"));
+  assert.match(lines.join("\n"), /MiB .*install_only\.tar\.zst/);
+  const json = await new Deno.Command(Deno.execPath(), { args: [...base, "--json"] }).output();
+  assert.equal(json.code, 0);
+  assert.equal(JSON.parse(decode(json.stdout)).version, fx.version);
 });
