@@ -133,8 +133,9 @@ function buildProgram(run: (code: Promise<number> | number) => void): Command {
     program.command("install")
       .description("install Pythons: versions, keys, archive paths or URLs, - for stdin")
       .argument(
-        "<requests...>",
-        "3.13, 3.13t, >=3.12,<3.14, cpython-3.13.9-linux-x86_64-gnu, ./x.tar.zst, https://…, -",
+        "[requests...]",
+        "3.13, 3.13t, >=3.12,<3.14, cpython-3.13.9-linux-x86_64-gnu, ./x.tar.zst, https://…, - " +
+          "(default: PYPRIME_PYTHON, .python-version(s), pyproject.toml requires-python)",
       )
       .option("--install-dir <dir>", "where installations live [env: PYPRIME_PYTHON_INSTALL_DIR]")
       .option("--sha256 <hex>", "expected sha256 of the archive")
@@ -230,11 +231,19 @@ function buildProgram(run: (code: Promise<number> | number) => void): Command {
 
   program.command("find")
     .description("print the interpreter path of an installed Python")
-    .argument("<request>", "a version, specifier or key")
+    .argument("[request]", "a version, specifier or key (default: as for install)")
     .option("--install-dir <dir>", "where installations live")
-    .action((request: string, flags, cmd: Command) => {
+    .action((request: string | undefined, flags, cmd: Command) => {
       const out = outputFor(cmd.optsWithGlobals());
       run(manage().then(({ runFind }) => runFind(request, flags, out)));
+    });
+
+  program.command("pin")
+    .description("write .python-version in the current folder (print the pin without a request)")
+    .argument("[request]", "a version, variant or key, e.g. 3.13 or 3.13t")
+    .action((request: string | undefined, _flags, cmd: Command) => {
+      const out = outputFor(cmd.optsWithGlobals());
+      run(import("./src/cli/pin.ts").then(({ runPin }) => runPin(request, out)));
     });
 
   program.command("uninstall")

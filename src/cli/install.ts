@@ -8,6 +8,7 @@ import { basename } from "node:path";
 import { compileTree } from "../bytecode/pool.ts";
 import type { BytecodeSettings, CompileReport } from "../bytecode/settings.ts";
 import { plural, seconds } from "./format.ts";
+import { requiredProjectRequests } from "./project_requests.ts";
 import { summarizeCompile } from "./summary.ts";
 import { PyprimeError } from "../errors.ts";
 import { abortOnSignals } from "../signals.ts";
@@ -119,6 +120,7 @@ export async function runInstall(
   out: Output,
 ): Promise<number> {
   await out.ready();
+  if (sources.length === 0) sources = await requiredProjectRequests(out);
   if (sources.filter((s) => s === "-").length > 1) {
     throw new PyprimeError("Cannot read standard input twice", { hint: "pass - only once" });
   }

@@ -14,6 +14,7 @@ import { matchesInstalled, parseRequest } from "../resolve/request.ts";
 import { prepareInstallDir, removeTree, withInstallLock } from "../install/install.ts";
 import { installDir, installedKeys, interpreterPath, STAGING_DIR } from "../install/layout.ts";
 import type { Output } from "./output.ts";
+import { requiredProjectRequests } from "./project_requests.ts";
 
 /** Options shared by the management commands. */
 export interface ManageOptions {
@@ -102,8 +103,12 @@ export async function runList(request: string | undefined, options: ListOptions,
   return 0;
 }
 
-/** `pyprime find KEY`: the newest matching interpreter's path; exit 1 when none. */
-export async function runFind(request: string, options: ManageOptions, out: Output) {
+/**
+ * `pyprime find [KEY]`: the newest matching interpreter's path; exit 1 when none.
+ * Without a request, the project's (see `resolve/project.ts`), its first line.
+ */
+export async function runFind(request: string | undefined, options: ManageOptions, out: Output) {
+  request ??= (await requiredProjectRequests(out))[0];
   const found = await findInstallations(installDir(options.installDir), request);
   if (found.length === 0) {
     out.error(`No installed Python matches ${JSON.stringify(request)}`, "see `pyprime list`");
