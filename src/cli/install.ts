@@ -7,9 +7,15 @@
 import { basename } from "node:path";
 import { compileTree } from "../bytecode/pool.ts";
 import type { BytecodeSettings, CompileReport } from "../bytecode/settings.ts";
-import { plural, seconds } from "./format.ts";
+import { seconds } from "./format.ts";
 import { requiredProjectRequests } from "./project_requests.ts";
 import { summarizeCompile } from "./summary.ts";
+import {
+  type Failure,
+  type InstallOutcome,
+  linkExecutables,
+  reportOutcomes,
+} from "./install_outcomes.ts";
 import { PyprimeError } from "../errors.ts";
 import { abortOnSignals } from "../signals.ts";
 import type { ExtractLimits } from "../unpack/limits.ts";
@@ -24,7 +30,6 @@ import {
 import { installDir as defaultInstallDir, interpreterPath } from "../install/layout.ts";
 import type { Output } from "./output.ts";
 import { normalizeSha256 } from "../fetch/digest.ts";
-import { binDir, onPath, syncLinks } from "../install/bin_links.ts";
 import { NetworkError } from "../fetch/network_error.ts";
 import { installedKeys } from "../install/layout.ts";
 import { type Plan, Planner, type PlanSettings } from "../resolve/plan.ts";
@@ -56,49 +61,6 @@ export interface InstallCommandOptions {
 
 /** How many times a download that dropped and cannot resume is started over. */
 const RESTARTS = 2;
-
-/** What one source ended as; the `--json` document is a list of these. */
-export interface InstallOutcome {
-  /** The source as given. */
-  source: string;
-  /** The installation key. */
-  key: string;
-  /** `installed`, `reinstalled` or `already-installed`. */
-  status: "installed" | "reinstalled" | "already-installed";
-  /** The installation folder. */
-  path: string;
-  /** Its interpreter. */
-  python: string;
-  /** sha256 of the archive (absent when nothing was read). */
-  sha256?: string;
-  /** Container format (absent when nothing was read). */
-  format?: string;
-  /** Files extracted. */
-  files?: number;
-  /** Seconds streaming and extracting. */
-  extractSeconds?: number;
-  /** Bytecode report, when compiled. */
-  bytecode?: CompileReport;
-  /** Permissions dropped before compiling. */
-  revoked: string[];
-  /** Installed for another platform (`--platform`): not probed, not compiled, not linked. */
-  foreign?: boolean;
-}
-
-/** A request that could not be installed, while others of the same command were. */
-export interface FailedOutcome {
-  /** The source as given. */
-  source: string;
-  /** Always `failed`. */
-  status: "failed";
-  /** The error's message. */
-  error: string;
-}
-
-interface Failure {
-  spec: string;
-  error: unknown;
-}
 
 /** Drops the network permission once every byte has been read. */
 async function revokeNetwork(): Promise<string[]> {
@@ -231,31 +193,7 @@ async function installAll(
     await Promise.all(staged.slice(next + 1).map(({ staged }) => removeTree(staged.staging)));
   }
   if (!options.noBin) await linkExecutables(dir, outcomes, options, out);
-  // Several requests: the ones that worked stay installed (as uv does), and every
-  // failure is said, in request order, in text and in JSON.
-  for (const { spec, error } of failures) {
-    const e = error instanceof PyprimeError ? error : undefined;
-    out.error(`Cannot install ${spec}: ${(error as Error)?.message ?? String(error)}`, e?.hint);
-  }
-  if (failures.length > 0) {
-    const done = outcomes.map((o) => o.source);
-    out.info(
-      `Installed ${plural(outcomes.length, "request")} of ${plans.length}${
-        done.length ? ` (${done.join(", ")})` : ""
-      }; failed: ${failures.map((f) => f.spec).join(", ")}`,
-    );
-  }
-  const order = new Map(plans.map((p, i) => [p.spec, i]));
-  const all: (InstallOutcome | FailedOutcome)[] = [
-    ...outcomes,
-    ...failures.map((f): FailedOutcome => ({
-      source: f.spec,
-      status: "failed",
-      error: (f.error as Error)?.message ?? String(f.error),
-    })),
-  ].sort((a, b) => (order.get(a.source) ?? 0) - (order.get(b.source) ?? 0));
-  out.jsonData(all);
-  return failures.length > 0 ? 1 : 0;
+  return reportOutcomes(outcomes, failures, plans.map((p) => p.spec), out);
 
   async function stageWithRestarts(plan: Plan): Promise<Staged> {
     for (let attempt = 0;; attempt++) {
@@ -301,42 +239,6 @@ async function installedFor(
     return parts.os === platform.os && parts.arch === platform.arch && parts.libc === platform.libc;
   });
   return keys.at(-1);
-}
-
-async function linkExecutables(
-  dir: string,
-  outcomes: InstallOutcome[],
-  options: InstallCommandOptions,
-  out: Output,
-): Promise<void> {
-  // Already-installed keys too: their links may be missing or waiting for --force.
-  // Interpreters for another machine get no links: they cannot run here.
-  const installed = outcomes.filter((o) => !o.foreign).map((o) => o.key);
-  const defaultKey = options.default ? outcomes.at(-1)?.key : undefined;
-  if (installed.length === 0) return;
-  const bin = binDir(options.binDir);
-  let report;
-  try {
-    report = await syncLinks(dir, bin, { installed, defaultKey, force: options.force });
-  } catch (err) {
-    out.warn(
-      `Cannot link executables in ${bin}: ${(err as Error).message}`,
-      "pass --bin-dir DIR or --no-bin; the installation itself is complete",
-    );
-    return;
-  }
-  for (const [name, target] of Object.entries(report.linked)) {
-    out.debug(`Linked ${bin}/${name} -> ${target}`);
-  }
-  for (const name of report.skipped) {
-    out.warn(
-      `${bin}/${name} exists and was not created by pyprime; left alone`,
-      "pass --force to replace it",
-    );
-  }
-  if (Object.keys(report.linked).length > 0 && !onPath(bin)) {
-    out.warn(`${bin} is not on PATH`, `add it: export PATH="${bin}:$PATH"`);
-  }
 }
 
 async function finish(

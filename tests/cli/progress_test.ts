@@ -32,7 +32,9 @@ async function onTerminal(
   }).output();
   const screen = new TextDecoder().decode(out.stdout);
   // Every cursor move or line clear starts a new frame.
-  const frames = screen.split(/\x1b\[[0-9;?]*[A-Za-z]|\x1b[78]|\r|\n/).filter((f) => f.trim());
+  const esc = "\x1b";
+  const moves = new RegExp(`${esc}\\[[0-9;?]*[A-Za-z]|${esc}[78]|\\r|\\n`);
+  const frames = screen.split(moves).filter((f) => f.trim());
   return { code: out.code, frames, screen };
 }
 
