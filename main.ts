@@ -16,6 +16,7 @@ interface GlobalFlags {
   verbose?: boolean;
   json?: boolean;
   progress?: boolean;
+  color?: "auto" | "always" | "never";
 }
 
 /** Flags every bytecode-compiling command shares. */
@@ -36,6 +37,7 @@ function outputFor(flags: GlobalFlags): Output {
     verbosity,
     json: flags.json,
     progress: flags.progress === false ? false : undefined,
+    color: flags.color === "always" ? true : flags.color === "never" ? false : undefined,
   });
 }
 
@@ -117,6 +119,13 @@ function buildProgram(run: (code: Promise<number> | number) => void): Command {
     .option("-v, --verbose", "print details")
     .option("--json", "print a JSON document on stdout")
     .option("--no-progress", "never draw progress bars (they are drawn only on a terminal)")
+    .addOption(
+      new Option(
+        "--color <when>",
+        "colour stderr: auto (a terminal, NO_COLOR, FORCE_COLOR), always, never",
+      )
+        .choices(["auto", "always", "never"]),
+    )
     .version(
       `pyprime ${config.version} (deno ${Deno.version.deno}, ${Deno.build.target})`,
       "-V, --version",
@@ -216,17 +225,26 @@ function buildProgram(run: (code: Promise<number> | number) => void): Command {
   });
 
   program.command("list")
-    .description("list installed and available Pythons")
+    .description("list installed and available Pythons, newest first")
     .argument("[request]", "a version, specifier or key, e.g. 3.12 or cpython-3.12.1")
     .option("--install-dir <dir>", "where installations live")
     .option("--only-installed", "only installed Pythons")
-    .option("--only-available", "only downloads from the catalog")
+    .option("--only-downloads", "only downloads from the catalog")
+    .addOption(new Option("--only-available").hideHelp())
+    .option("--all-versions", "every patch release, not only the newest of each minor")
     .option("--all-platforms", "downloads for every platform")
+    .option("--all-arches", "downloads for every architecture of this OS")
+    .option("--show-urls", "the download URL instead of <download available>")
     .option("--catalog <file-or-url>", "use this download catalog [env: PYPRIME_CATALOG]")
     .action((request: string | undefined, flags, cmd: Command) => {
       const catalog = flags.catalog ?? env("PYPRIME_CATALOG");
       const out = outputFor(cmd.optsWithGlobals());
-      run(manage().then(({ runList }) => runList(request, { ...flags, catalog }, out)));
+      const onlyDownloads = flags.onlyDownloads || flags.onlyAvailable;
+      run(
+        import("./src/cli/list.ts").then(({ runList }) =>
+          runList(request, { ...flags, onlyDownloads, catalog }, out)
+        ),
+      );
     });
 
   program.command("find")
@@ -287,8 +305,8 @@ function buildProgram(run: (code: Promise<number> | number) => void): Command {
 }
 
 /** Maps any error to a one-line message, `hint:` and `caused by:` lines, and an exit code. */
-function report(err: unknown, verbose: boolean): number {
-  const out = new Output();
+function report(err: unknown, verbose: boolean, color?: boolean): number {
+  const out = new Output({ color });
   if (err instanceof PyprimeError) {
     out.error(err.message, err.hint, verbose ? causeChain(err) : []);
     return err.exitCode;
@@ -316,6 +334,10 @@ export async function main(args: string[]): Promise<number> {
   let pending: Promise<number> | number = 0;
   const program = buildProgram((code) => pending = code);
   const verbose = args.includes("-v") || args.includes("--verbose");
+  // The error formatter runs outside commander, so it reads --color from the words.
+  const at = args.findIndex((a) => a === "--color" || a.startsWith("--color="));
+  const when = at < 0 ? undefined : args[at].split("=")[1] ?? args[at + 1];
+  const color = when === "always" ? true : when === "never" ? false : undefined;
   try {
     await program.parseAsync(args, { from: "user" });
     return await pending;
@@ -324,7 +346,7 @@ export async function main(args: string[]): Promise<number> {
       // Commander already printed the message; help and version end with 0.
       return err.exitCode === 0 ? 0 : 2;
     }
-    return report(err, verbose);
+    return report(err, verbose, color);
   }
 }
 

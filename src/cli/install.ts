@@ -28,6 +28,7 @@ import {
   withInstallLock,
 } from "../install/install.ts";
 import { installDir as defaultInstallDir, interpreterPath } from "../install/layout.ts";
+import { writeOrigin } from "../install/origin.ts";
 import type { Output } from "./output.ts";
 import { normalizeSha256 } from "../fetch/digest.ts";
 import { NetworkError } from "../fetch/network_error.ts";
@@ -157,7 +158,11 @@ async function installAll(
     } else toStage.push(plan);
   }
   const results = await Promise.allSettled(
-    toStage.map(async (plan) => ({ spec: plan.spec, staged: await stageWithRestarts(plan) })),
+    toStage.map(async (plan) => ({
+      spec: plan.spec,
+      build: plan.download?.build ?? "local",
+      staged: await stageWithRestarts(plan),
+    })),
   );
   const staged = results.flatMap((r) => r.status === "fulfilled" ? [r.value] : []);
   const failures: Failure[] = [];
@@ -176,13 +181,13 @@ async function installAll(
   let next = 0;
   try {
     for (; next < staged.length; next++) {
-      const { spec, staged: one } = staged[next];
+      const { spec, build, staged: one } = staged[next];
       // Two sources of one key: the first is installed, the next ones are duplicates.
       const duplicate = promoted.has(one.info.key);
       promoted.add(one.info.key);
       const it = duplicate ? { ...one, alreadyInstalled: true } : one;
       try {
-        outcomes.push(await finish(spec, it, options, signal, out, revoked));
+        outcomes.push(await finish(spec, it, build, options, signal, out, revoked));
       } catch (err) {
         if (plans.length === 1 || signal.aborted) throw signal.aborted ? signal.reason : err;
         failures.push({ spec, error: err });
@@ -244,6 +249,7 @@ async function installedFor(
 async function finish(
   spec: string,
   staged: Staged,
+  build: string,
   options: InstallCommandOptions,
   signal: AbortSignal,
   out: Output,
@@ -260,6 +266,7 @@ async function finish(
     files: staged.extract.files,
     extractSeconds: round(staged.extractSeconds),
     revoked,
+    build,
     ...(staged.foreign ? { foreign: true } : {}),
   };
   if (staged.alreadyInstalled) {
@@ -281,6 +288,8 @@ async function finish(
       ? await compileStaged(staged, options.bytecode, signal, out)
       : undefined;
     const replacing = await Deno.lstat(target).then(() => true, () => false);
+    // Written by pyprime, never taken from the archive: the tag upgrades compare.
+    await writeOrigin(staged.staging, { build, sha256: staged.sha256 });
     await promote(staged);
     await commitQuietly(staged, out);
     out.info(

@@ -33,6 +33,8 @@ export interface InstallOutcome {
   extractSeconds?: number;
   /** Bytecode report, when compiled. */
   bytecode?: CompileReport;
+  /** The PBS build tag of the archive, or `local`; absent when nothing was read. */
+  build?: string;
   /** Permissions dropped before compiling. */
   revoked: string[];
   /** Installed for another platform (`--platform`): not probed, not compiled, not linked. */

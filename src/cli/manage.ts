@@ -5,11 +5,8 @@
  */
 import { join } from "node:path";
 import { binDir, syncLinks } from "../install/bin_links.ts";
-import { loadCatalog } from "../resolve/catalog.ts";
-import { matching } from "../resolve/match.ts";
 import { PyprimeError } from "../errors.ts";
 import { exists } from "../fs.ts";
-import { detectPlatform } from "../resolve/platform.ts";
 import { matchesInstalled, parseRequest } from "../resolve/request.ts";
 import { prepareInstallDir, removeTree, withInstallLock } from "../install/install.ts";
 import { installDir, installedKeys, interpreterPath, STAGING_DIR } from "../install/layout.ts";
@@ -44,63 +41,6 @@ export async function findInstallations(
   return keys
     .filter((key) => parsed === undefined || key === request || matchesInstalled(parsed, key))
     .map((key) => ({ key, path: join(dir, key), python: interpreterPath(join(dir, key)) }));
-}
-
-/** Options of `pyprime list`. */
-export interface ListOptions extends ManageOptions {
-  /** `--only-installed`. */
-  onlyInstalled?: boolean;
-  /** `--only-available`. */
-  onlyAvailable?: boolean;
-  /** `--all-platforms`. */
-  allPlatforms?: boolean;
-  /** `--catalog`. */
-  catalog?: string;
-}
-
-/** One row of `pyprime list`: installed (with a path) or available (with a URL). */
-export interface ListRow {
-  /** The key. */
-  key: string;
-  /** The interpreter, for installed rows. */
-  python?: string;
-  /** The download URL, for available rows. */
-  url?: string;
-  /** `installed` or `available`. */
-  status: "installed" | "available";
-}
-
-/**
- * `pyprime list [REQUEST]`: installed Pythons, then the catalog's downloads for this
- * platform not installed yet (one per version); text `key  path|<download available>`.
- */
-export async function runList(request: string | undefined, options: ListOptions, out: Output) {
-  if (options.onlyInstalled && options.onlyAvailable) {
-    throw new PyprimeError("--only-installed and --only-available exclude each other", {
-      exitCode: 2,
-      hint: "pass one of them, or neither to list both",
-    });
-  }
-  const rows: ListRow[] = [];
-  if (!options.onlyAvailable) {
-    const found = await findInstallations(installDir(options.installDir), request);
-    rows.push(
-      ...found.map((i) => ({ key: i.key, python: i.python, status: "installed" as const })),
-    );
-  }
-  if (!options.onlyInstalled) {
-    const catalog = await loadCatalog(options.catalog);
-    const platform = options.allPlatforms ? undefined : await detectPlatform();
-    const installed = new Set(rows.map((r) => r.key));
-    const wanted = parseRequest(request ?? ">=3");
-    for (const d of matching(catalog, wanted, platform, { unique: true })) {
-      if (installed.has(d.key)) continue;
-      rows.push({ key: d.key, url: d.url, status: "available" });
-    }
-  }
-  for (const r of rows) out.data(`${r.key}  ${r.python ?? "<download available>"}`);
-  out.jsonData(rows);
-  return 0;
 }
 
 /**

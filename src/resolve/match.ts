@@ -18,6 +18,8 @@ export interface MatchOptions {
   prereleases?: boolean;
   /** Keep only the preferred download per version and variant (for listings). */
   unique?: boolean;
+  /** Any architecture of the platform's OS and libc (`list --all-arches`). */
+  anyArch?: boolean;
 }
 
 interface Target {
@@ -28,10 +30,14 @@ interface Target {
   level: { exact?: number; max: number };
 }
 
-function targetOf(request: VersionRequest | KeyRequest, platform?: Platform): Target {
+function targetOf(
+  request: VersionRequest | KeyRequest,
+  platform?: Platform,
+  anyArch = false,
+): Target {
   const key = request.kind === "key" ? request : undefined;
   const os = key?.os ?? platform?.os;
-  const arch = key?.arch ?? platform?.arch;
+  const arch = key?.arch ?? (anyArch ? undefined : platform?.arch);
   const samePlatform = platform !== undefined && os === platform.os && arch === platform.arch;
   let libc = key?.libc;
   if (libc === undefined && os !== undefined && platform !== undefined) {
@@ -81,7 +87,7 @@ export function matching(
   options: MatchOptions = {},
 ): Download[] {
   const wanted = versionRequestOf(request);
-  const target = targetOf(wanted, platform);
+  const target = targetOf(wanted, platform, options.anyArch);
   const found = catalog.downloads
     .filter((download) =>
       download.variant === wanted.variant && fitsTarget(download, target) &&

@@ -114,3 +114,22 @@ Deno.test("install, list and find of the fixture work under FORCE_COLOR and on a
     await Deno.remove(home, { recursive: true });
   }
 });
+
+Deno.test("--color always colours a pipe and --color never wins over FORCE_COLOR", async () => {
+  const home = await Deno.makeTempDir({ prefix: "pyprime-shell-" });
+  try {
+    const missing = join(home, "missing.tar.gz");
+    const always = await runCli(["--color", "always", "install", missing], { env: { HOME: home } });
+    assertEquals(always.code, 1);
+    assert(always.stderr.includes(`${ESC}31;1merror`), always.stderr);
+    const never = await runCli(["--color", "never", "install", missing], {
+      env: { HOME: home, FORCE_COLOR: "1", CLICOLOR_FORCE: "1" },
+    });
+    assertEquals(never.code, 1);
+    assert(!never.stderr.includes(ESC), never.stderr);
+    const bad = await runCli(["--color", "sometimes", "dir"], { env: { HOME: home } });
+    assertEquals(bad.code, 2, bad.stderr);
+  } finally {
+    await Deno.remove(home, { recursive: true });
+  }
+});

@@ -807,21 +807,40 @@ Deno.test("list, find and uninstall over installed and catalog Pythons, in text 
   const cat = ["--catalog", w.catalog];
   const d = ["--install-dir", w.dir];
 
+  // Newest first, as uv lists them; keys padded to one column.
   const installed = await pyprime(w, ["list", "--only-installed", ...d]);
   assertEquals(installed.code, 0, installed.stderr);
+  const width = Math.max(older.length, KEY.length);
   assertEquals(installed.stdout.split("\n").filter(Boolean), [
-    `${older}  ${join(dir, older, "bin", "python3")}`,
-    `${KEY}  ${python}`,
+    `${KEY.padEnd(width)}  ${python}`,
+    `${older.padEnd(width)}  ${join(dir, older, "bin", "python3")}`,
   ]);
   const installedJson = await pyprime(w, ["--json", "list", "--only-installed", ...d]);
-  assertEquals(JSON.parse(installedJson.stdout), [
-    { key: older, python: join(dir, older, "bin", "python3"), status: "installed" },
-    { key: KEY, python, status: "installed" },
-  ]);
+  const [newest, second] = JSON.parse(installedJson.stdout);
+  assertEquals(newest, {
+    key: KEY,
+    version: fx.version,
+    version_parts: { major: MAJOR, minor: MINOR, patch: Number(fx.version.split(".")[2]) },
+    path: python,
+    symlink: `python${fx.tag}`,
+    url: null,
+    os: "linux",
+    variant: "default",
+    implementation: "cpython",
+    arch: "x86_64",
+    libc: "gnu",
+    build: BUILD,
+    status: "installed",
+  });
+  // Made by hand, so no BUILD file and no interpreter link.
+  assertEquals([second.key, second.build, second.symlink], [older, null, null]);
 
   const available = await pyprime(w, ["--json", "list", "--only-available", ...cat, ...d]);
   assertEquals(available.code, 0, available.stderr);
   const rows = JSON.parse(available.stdout) as { key: string; url: string; status: string }[];
+  // --only-available is kept as an alias of uv's --only-downloads.
+  const downloads = await pyprime(w, ["--json", "list", "--only-downloads", ...cat, ...d]);
+  assertEquals(JSON.parse(downloads.stdout), rows);
   assertEquals(rows.map((r) => r.key), [
     `cpython-${NEWER}-linux-x86_64-gnu`,
     KEY,
