@@ -14,7 +14,7 @@ import { matching } from "../resolve/match.ts";
 import { detectPlatform, formatArch } from "../resolve/platform.ts";
 import { parseKey, parseRequest } from "../resolve/request.ts";
 import { compareVersions, formatVersion, type PythonVersion } from "../resolve/version.ts";
-import { findInstallations, type ManageOptions } from "./manage.ts";
+import { findInstallations, type Installation, type ManageOptions } from "./manage.ts";
 import type { Output } from "./output.ts";
 
 /** Options of `pyprime list`. */
@@ -115,6 +115,25 @@ function newestPerMinor(downloads: Download[]): Download[] {
   );
 }
 
+/**
+ * The `--json` row of an installation (`list` and `find` share it).
+ *
+ * @example
+ * ```ts
+ * (await installedRow(installation)).build; // "20261120"
+ * ```
+ */
+export async function installedRow(installation: Installation): Promise<ListRow> {
+  const origin = await readOrigin(installation.path);
+  return makeRow(installation.key, {
+    path: installation.python,
+    symlink: await symlinkOf(installation.python),
+    url: null,
+    build: origin?.build ?? null,
+    status: "installed",
+  });
+}
+
 async function symlinkOf(path: string): Promise<string | null> {
   try {
     return (await Deno.lstat(path)).isSymlink ? await Deno.readLink(path) : null;
@@ -148,17 +167,7 @@ export async function runList(
     const dir = installDir(options.installDir);
     for (const i of await findInstallations(dir, request)) {
       installedNames.add(i.key);
-      const origin = await readOrigin(i.path);
-      rows.push({
-        version: parseKey(i.key).version,
-        row: makeRow(i.key, {
-          path: i.python,
-          symlink: await symlinkOf(i.python),
-          url: null,
-          build: origin?.build ?? null,
-          status: "installed",
-        }),
-      });
+      rows.push({ version: parseKey(i.key).version, row: await installedRow(i) });
     }
   }
   if (!options.onlyInstalled) {

@@ -11,6 +11,7 @@ import { matchesInstalled, parseRequest } from "../resolve/request.ts";
 import { prepareInstallDir, removeTree, withInstallLock } from "../install/install.ts";
 import { installDir, installedKeys, interpreterPath, STAGING_DIR } from "../install/layout.ts";
 import type { Output } from "./output.ts";
+import { installedRow } from "./list.ts";
 import { requiredProjectRequests } from "./project_requests.ts";
 
 /** Options shared by the management commands. */
@@ -74,7 +75,7 @@ export async function runFind(request: string | undefined, options: ManageOption
     return 1;
   }
   out.data(newest.python);
-  out.jsonData(newest);
+  out.jsonData(await installedRow(newest));
   return 0;
 }
 
