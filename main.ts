@@ -7,6 +7,7 @@
 import { Command, CommanderError, Option } from "commander";
 import config from "./deno.json" with { type: "json" };
 import type { BytecodeSettings, InvalidationMode } from "./src/bytecode/settings.ts";
+import type { InstallCommandOptions } from "./src/cli/install.ts";
 import { envValue as env } from "./src/env.ts";
 import { causeChain, PyprimeError, refusedPath } from "./src/errors.ts";
 import { Output } from "./src/cli/output.ts";
@@ -107,6 +108,62 @@ function limitFlag(value: string | undefined, flag: string): number | undefined 
   return value === undefined ? undefined : positiveInt(value, flag);
 }
 
+/** The options `install` and `upgrade` share. */
+function withInstallFlags(cmd: Command): Command {
+  return withBytecodeFlags(
+    cmd
+      .option("--install-dir <dir>", "where installations live [env: PYPRIME_PYTHON_INSTALL_DIR]")
+      .option("--compile-bytecode", "compile the standard library (default)")
+      .option("--no-compile-bytecode", "do not compile [env: PYPRIME_COMPILE_BYTECODE=0]")
+      .option("--max-unpacked-size <bytes>", "refuse archives that unpack to more")
+      .option("--max-entries <n>", "refuse archives with more entries")
+      .option("--max-path-length <n>", "refuse entries with longer paths")
+      .option(
+        "--mirror <url>",
+        "python-build-standalone mirror [env: PYPRIME_PYTHON_INSTALL_MIRROR]",
+      )
+      .option("--cache-dir <dir>", "keep downloads here and reuse them [env: PYPRIME_CACHE_DIR]")
+      .option("--offline", "never use the network")
+      .option("--catalog <file-or-url>", "use this download catalog [env: PYPRIME_CATALOG]")
+      .option("--platform <os-arch-libc>", "install for another platform, e.g. linux-aarch64-gnu")
+      .option("--prerelease", "allow pre-releases for version requests")
+      .option("--bin-dir <dir>", "where executables are linked [env: PYPRIME_PYTHON_BIN_DIR]")
+      .option("--no-bin", "do not link executables")
+      .option("--default", "also link python3 and python")
+      .option("--force", "replace executables pyprime did not create"),
+  );
+}
+
+/** The parsed options of `install` and `upgrade`. */
+// deno-lint-ignore no-explicit-any
+function installOptions(flags: any, cmd: Command): InstallCommandOptions {
+  const explicit = cmd.getOptionValueSource("compileBytecode") === "cli";
+  const compile = explicit ? flags.compileBytecode !== false : compileByDefault();
+  return {
+    installDir: flags.installDir,
+    sha256: flags.sha256,
+    reinstall: flags.reinstall,
+    bytecode: compile ? bytecodeSettings(flags) : false,
+    limits: {
+      maxTotalBytes: limitFlag(flags.maxUnpackedSize, "--max-unpacked-size"),
+      maxEntries: limitFlag(flags.maxEntries, "--max-entries"),
+      maxPathLength: limitFlag(flags.maxPathLength, "--max-path-length"),
+    },
+    plan: {
+      mirror: flags.mirror ?? env("PYPRIME_PYTHON_INSTALL_MIRROR"),
+      cacheDir: flags.cacheDir ?? env("PYPRIME_CACHE_DIR"),
+      offline: flags.offline,
+      catalog: flags.catalog ?? env("PYPRIME_CATALOG"),
+      platform: flags.platform,
+      prereleases: flags.prerelease,
+    },
+    binDir: flags.binDir,
+    noBin: flags.bin === false,
+    default: flags.default,
+    force: flags.force,
+  };
+}
+
 /** The modules of list, find, uninstall and dir. */
 function manage() {
   return import("./src/cli/manage.ts");
@@ -138,7 +195,7 @@ function buildProgram(run: (code: Promise<number> | number) => void): Command {
     .configureOutput({ getOutHasColors: () => false, getErrHasColors: () => false })
     .exitOverride();
 
-  withBytecodeFlags(
+  withInstallFlags(
     program.command("install")
       .description("install Pythons: versions, keys, archive paths or URLs, - for stdin")
       .argument(
@@ -146,59 +203,33 @@ function buildProgram(run: (code: Promise<number> | number) => void): Command {
         "3.13, 3.13t, >=3.12,<3.14, cpython-3.13.9-linux-x86_64-gnu, ./x.tar.zst, https://…, - " +
           "(default: PYPRIME_PYTHON, .python-version(s), pyproject.toml requires-python)",
       )
-      .option("--install-dir <dir>", "where installations live [env: PYPRIME_PYTHON_INSTALL_DIR]")
       .option("--sha256 <hex>", "expected sha256 of the archive")
       .option("--reinstall", "replace an existing installation of the same key")
-      .option("--compile-bytecode", "compile the standard library (default)")
-      .option("--no-compile-bytecode", "do not compile [env: PYPRIME_COMPILE_BYTECODE=0]")
-      .option("--max-unpacked-size <bytes>", "refuse archives that unpack to more")
-      .option("--max-entries <n>", "refuse archives with more entries")
-      .option("--max-path-length <n>", "refuse entries with longer paths")
-      .option(
-        "--mirror <url>",
-        "python-build-standalone mirror [env: PYPRIME_PYTHON_INSTALL_MIRROR]",
-      )
-      .option("--cache-dir <dir>", "keep downloads here and reuse them [env: PYPRIME_CACHE_DIR]")
-      .option("--offline", "never use the network")
-      .option("--catalog <file-or-url>", "use this download catalog [env: PYPRIME_CATALOG]")
-      .option("--platform <os-arch-libc>", "install for another platform, e.g. linux-aarch64-gnu")
-      .option("--prerelease", "allow pre-releases for version requests")
-      .option("--bin-dir <dir>", "where executables are linked [env: PYPRIME_PYTHON_BIN_DIR]")
-      .option("--no-bin", "do not link executables")
-      .option("--default", "also link python3 and python")
-      .option("--force", "replace executables pyprime did not create"),
+      .option("-U, --upgrade", "upgrade installed minor versions instead (see upgrade)"),
   ).action((sources: string[], flags, cmd: Command) => {
     const out = outputFor(cmd.optsWithGlobals());
-    const explicit = cmd.getOptionValueSource("compileBytecode") === "cli";
-    const compile = explicit ? flags.compileBytecode !== false : compileByDefault();
+    const options = installOptions(flags, cmd);
     // Each command loads its own modules: `compile` and `dir` start without the
     // catalog, the download and extraction stages.
     run(
-      import("./src/cli/install.ts").then(({ runInstall }) =>
-        runInstall(sources, {
-          installDir: flags.installDir,
-          sha256: flags.sha256,
-          reinstall: flags.reinstall,
-          bytecode: compile ? bytecodeSettings(flags) : false,
-          limits: {
-            maxTotalBytes: limitFlag(flags.maxUnpackedSize, "--max-unpacked-size"),
-            maxEntries: limitFlag(flags.maxEntries, "--max-entries"),
-            maxPathLength: limitFlag(flags.maxPathLength, "--max-path-length"),
-          },
-          plan: {
-            mirror: flags.mirror ?? env("PYPRIME_PYTHON_INSTALL_MIRROR"),
-            cacheDir: flags.cacheDir ?? env("PYPRIME_CACHE_DIR"),
-            offline: flags.offline,
-            catalog: flags.catalog ?? env("PYPRIME_CATALOG"),
-            platform: flags.platform,
-            prereleases: flags.prerelease,
-          },
-          binDir: flags.binDir,
-          noBin: flags.bin === false,
-          default: flags.default,
-          force: flags.force,
-        }, out)
-      ),
+      flags.upgrade
+        ? import("./src/cli/upgrade.ts").then(({ runUpgrade }) => runUpgrade(sources, options, out))
+        : import("./src/cli/install.ts").then(({ runInstall }) =>
+          runInstall(sources, options, out)
+        ),
+    );
+  });
+
+  withInstallFlags(
+    program.command("upgrade")
+      .description("install the newest patch of installed minor versions (older ones stay)")
+      .argument("[requests...]", "installed minor versions to upgrade, e.g. 3.13 (default: all)")
+      .option("--prune", "remove the older patches of each upgraded minor version"),
+  ).action((requests: string[], flags, cmd: Command) => {
+    const out = outputFor(cmd.optsWithGlobals());
+    const options = { ...installOptions(flags, cmd), prune: flags.prune };
+    run(
+      import("./src/cli/upgrade.ts").then(({ runUpgrade }) => runUpgrade(requests, options, out)),
     );
   });
 
@@ -251,6 +282,7 @@ function buildProgram(run: (code: Promise<number> | number) => void): Command {
     .description("print the interpreter path of an installed Python")
     .argument("[request]", "a version, specifier or key (default: as for install)")
     .option("--install-dir <dir>", "where installations live")
+    .option("--resolve-links", "print the patch's own path, not the minor-version link's")
     .action((request: string | undefined, flags, cmd: Command) => {
       const out = outputFor(cmd.optsWithGlobals());
       run(manage().then(({ runFind }) => runFind(request, flags, out)));

@@ -28,6 +28,7 @@ import {
   withInstallLock,
 } from "../install/install.ts";
 import { installDir as defaultInstallDir, interpreterPath } from "../install/layout.ts";
+import { syncMinorDirs } from "../install/minor_links.ts";
 import { writeOrigin } from "../install/origin.ts";
 import type { Output } from "./output.ts";
 import { normalizeSha256 } from "../fetch/digest.ts";
@@ -197,6 +198,8 @@ async function installAll(
     // A failure or a signal in one source must not leave the others' staging behind.
     await Promise.all(staged.slice(next + 1).map(({ staged }) => removeTree(staged.staging)));
   }
+  // Minor-version links move to the newest patch whether or not executables are linked.
+  if (outcomes.some((o) => !o.foreign)) await syncMinorDirs(dir);
   if (!options.noBin) await linkExecutables(dir, outcomes, options, out);
   return reportOutcomes(outcomes, failures, plans.map((p) => p.spec), out);
 

@@ -3,7 +3,8 @@
  *
  * @module
  */
-import { join } from "node:path";
+import { dirname, join } from "node:path";
+import { minorDirName } from "../install/minor_links.ts";
 import { binDir, syncLinks } from "../install/bin_links.ts";
 import { PyprimeError } from "../errors.ts";
 import { exists } from "../fs.ts";
@@ -48,7 +49,11 @@ export async function findInstallations(
  * `pyprime find [KEY]`: the newest matching interpreter's path; exit 1 when none.
  * Without a request, the project's (see `resolve/project.ts`), its first line.
  */
-export async function runFind(request: string | undefined, options: ManageOptions, out: Output) {
+export async function runFind(
+  request: string | undefined,
+  options: ManageOptions & { resolveLinks?: boolean },
+  out: Output,
+) {
   request ??= (await requiredProjectRequests(out))[0];
   const found = await findInstallations(installDir(options.installDir), request);
   if (found.length === 0) {
@@ -74,9 +79,23 @@ export async function runFind(request: string | undefined, options: ManageOption
     out.jsonData(null);
     return 1;
   }
-  out.data(newest.python);
-  out.jsonData(await installedRow(newest));
+  const shown = options.resolveLinks ? newest : await throughMinorLink(newest);
+  out.data(shown.python);
+  out.jsonData(await installedRow(shown));
   return 0;
+}
+
+/**
+ * The installation as seen through its minor-version link (a path that survives
+ * upgrades), when that link points at it; else the installation itself.
+ */
+async function throughMinorLink(installation: Installation): Promise<Installation> {
+  const name = minorDirName(installation.key);
+  if (name === undefined) return installation;
+  const link = join(dirname(installation.path), name);
+  const target = await Deno.readLink(link).catch(() => undefined);
+  if (target !== installation.key) return installation;
+  return { ...installation, path: link, python: interpreterPath(link) };
 }
 
 /** `pyprime dir [--bin]`: the install dir, or the bin dir. */

@@ -20,6 +20,8 @@ export interface OutputOptions {
   color?: boolean;
   /** Show progress bars; defaults to stderr being a TTY and not quiet/json. */
   progress?: boolean;
+  /** Write nothing on stdout (a step of a command that prints its own document). */
+  noStdout?: boolean;
 }
 
 /** A progress bar, or nothing when progress is off. */
@@ -103,6 +105,7 @@ export class Output {
   readonly progress: boolean;
   /** Set by {@link Output.ready} when bars are drawn. */
   #kit: BarKit | undefined;
+  readonly #noStdout: boolean;
 
   /** Creates the printer; defaults follow the terminal and `NO_COLOR`. */
   constructor(options: OutputOptions = {}) {
@@ -112,6 +115,21 @@ export class Output {
     this.color = options.color ?? colorWanted(tty);
     this.progress = options.progress ??
       (tty && this.verbosity !== "quiet" && !this.json && envValue("TERM") !== "dumb");
+    this.#noStdout = options.noStdout ?? false;
+  }
+
+  /**
+   * The printer of a step run by another command (`upgrade` running `install`): the same
+   * stderr, and stdout only in text mode, so the command's own JSON stays one document.
+   */
+  nested(): Output {
+    return new Output({
+      verbosity: this.verbosity,
+      json: this.json,
+      color: this.color,
+      progress: this.progress,
+      noStdout: this.json,
+    });
   }
 
   /**
@@ -124,12 +142,14 @@ export class Output {
 
   /** Writes one line of data to stdout (text mode only). */
   data(line: string): void {
-    if (!this.json) Deno.stdout.writeSync(encoder.encode(line + "\n"));
+    if (!this.json && !this.#noStdout) Deno.stdout.writeSync(encoder.encode(line + "\n"));
   }
 
   /** Writes `value` as the run's JSON document on stdout (JSON mode only). */
   jsonData(value: unknown): void {
-    if (this.json) Deno.stdout.writeSync(encoder.encode(JSON.stringify(value, null, 2) + "\n"));
+    if (this.json && !this.#noStdout) {
+      Deno.stdout.writeSync(encoder.encode(JSON.stringify(value, null, 2) + "\n"));
+    }
   }
 
   /** A log line on stderr, hidden by `--quiet`. */

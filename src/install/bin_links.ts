@@ -1,7 +1,8 @@
 /**
  * Executables in the bin dir: `python3.13` (and `python3.13t` for free-threaded
- * builds) point at the newest installed patch of that minor version; `--default`
- * adds `python3` and `python`. A file pyprime did not create (anything that is not
+ * builds) point at the newest installed patch of that minor version, through its
+ * minor-version link (`<install-dir>/cpython-3.13-linux-x86_64-gnu/bin/python3.13`,
+ * see `minor_links.ts`); `--default` adds `python3` and `python`. A file pyprime did not create (anything that is not
  * a symlink into the install dir) is left alone unless forced.
  *
  * @module
@@ -9,6 +10,7 @@
 import { delimiter, join, relative, resolve, sep } from "node:path";
 import { envValue } from "../env.ts";
 import { compareKeys, installedKeys, KEY_PATTERN } from "./layout.ts";
+import { minorDirName, syncMinorDirs } from "./minor_links.ts";
 
 /** The bin dir: `--bin-dir`, else `PYPRIME_PYTHON_BIN_DIR`, else `$XDG_BIN_HOME`, else `~/.local/bin`. */
 export function binDir(flag?: string): string {
@@ -32,10 +34,11 @@ export function minorLinkName(key: string): string | undefined {
   return `python${m[1]}.${m[2]}${variant.includes("freethreaded") ? "t" : ""}`;
 }
 
+/** Through the minor-version link, so the bin link survives patch upgrades. */
 function executableOf(installDir: string, key: string): string {
   const m = KEY_PATTERN.exec(key)!;
   const t = (m[5] ?? "").includes("freethreaded") ? "t" : "";
-  return join(installDir, key, "bin", `python${m[1]}.${m[2]}${t}`);
+  return join(installDir, minorDirName(key)!, "bin", `python${m[1]}.${m[2]}${t}`);
 }
 
 /** The names of the links pyprime creates: `python`, `python3`, `python3.X`, `python3.Xt`. */
@@ -94,6 +97,7 @@ export async function syncLinks(
   bin: string,
   options: SyncOptions = {},
 ): Promise<LinkReport> {
+  await syncMinorDirs(installDir);
   const keys = (await installedKeys(installDir)).sort(compareKeys);
   // Newest patch per link name and platform: an install for another machine in the
   // same dir (say aarch64) must not take over this machine's python3.12.

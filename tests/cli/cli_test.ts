@@ -7,6 +7,7 @@ const SNAPSHOT = join(ROOT, "tests", "cli", "snapshots", "help.txt");
 const COMMANDS = [
   "",
   "install",
+  "upgrade",
   "compile",
   "list",
   "find",

@@ -87,7 +87,10 @@ Deno.test("install and find without a request use .python-version found upward",
       env: { HOME: p.home },
     });
     assertEquals(found.code, 0, found.stderr);
-    assertEquals(found.stdout, `${join(dir, KEY, "bin", "python3")}\n`);
+    assertEquals(
+      found.stdout,
+      `${join(dir, `cpython-${fx.tag}-linux-x86_64-gnu`, "bin", "python3")}\n`,
+    );
 
     // PYPRIME_PYTHON wins over the file.
     const env = { HOME: p.home, PYPRIME_PYTHON: `${MAJOR}.${MINOR + 5}` };

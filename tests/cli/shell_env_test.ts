@@ -13,6 +13,7 @@ import { fixtures } from "../support/fixtures.ts";
 
 const COMMANDS = [
   "install",
+  "upgrade",
   "compile",
   "list",
   "find",

@@ -9,6 +9,8 @@ import { assert, assertEquals, assertMatch } from "../support/assert.ts";
 import { ROOT, runCli } from "../support/cli.ts";
 import { fixtures } from "../support/fixtures.ts";
 import { names } from "../support/helpers.ts";
+import { isInstallKey } from "../../src/install/layout.ts";
+import { minorDirName } from "../../src/install/minor_links.ts";
 
 async function withHome(fn: (home: string, dir: string) => Promise<void>): Promise<void> {
   const home = await Deno.makeTempDir({ prefix: "pyprime-usage-" });
@@ -88,10 +90,11 @@ Deno.test("find skips an installation whose interpreter is gone and says so", as
       env: { HOME: home },
     });
     assertEquals(r.code, 0, r.stderr);
-    const key = (await names(dir)).find((n) => n.startsWith("cpython-"))!;
+    const key = (await names(dir)).find(isInstallKey)!;
     const ok = await runCli(["find", fx.tag, "--install-dir", dir], { env: { HOME: home } });
     assertEquals(ok.code, 0, ok.stderr);
-    assertEquals(ok.stdout, `${join(dir, key, "bin", "python3")}\n`);
+    // Through the minor-version link: the path that survives upgrades.
+    assertEquals(ok.stdout, `${join(dir, minorDirName(key)!, "bin", "python3")}\n`);
 
     await Deno.remove(join(dir, key, "bin", "python3"));
     const broken = await runCli(["find", fx.tag, "--install-dir", dir], { env: { HOME: home } });
@@ -212,7 +215,7 @@ Deno.test("install of several requests keeps the ones that worked and names the 
       /^Installed 1 request of 2 \(.*\.tar\.gz\); failed: .*broken\.tar\.gz$/m,
     );
     assertMatch(text.stdout, /\/bin\/python3\n$/);
-    assertEquals((await names(dir)).filter((n) => n.startsWith("cpython-")).length, 1);
+    assertEquals((await names(dir)).filter(isInstallKey).length, 1);
 
     const json = await runCli(["--json", ...args, "--reinstall"], { env: { HOME: home } });
     assertEquals(json.code, 1, json.stderr);

@@ -15,6 +15,7 @@ import { pathToFileURL } from "node:url";
 import { permissionFlags } from "../../scripts/permissions.ts";
 import { PBS_PREFIX } from "../../src/resolve/catalog.ts";
 import { DOWNLOAD_ENV } from "../../src/resolve/plan.ts";
+import { minorDirName } from "../../src/install/minor_links.ts";
 import { assert, assertEquals, assertMatch, assertNotMatch } from "../support/assert.ts";
 import { cliEnv, type CliResult, decodeOutput, ROOT } from "../support/cli.ts";
 import { type FaultScript, type FaultServer, startFaultServer } from "../support/fault_server.ts";
@@ -266,7 +267,11 @@ async function runPython(python: string, code: string): Promise<string> {
 
 /** The installation of KEY works: the interpreter runs and imports the stdlib. */
 async function assertInstalled(w: World): Promise<void> {
-  assertEquals((await names(w.dir)).filter((n) => !n.startsWith(".")), [KEY]);
+  // The installation and its minor-version link.
+  assertEquals(
+    (await names(w.dir)).filter((n) => !n.startsWith(".")),
+    [KEY, minorDirName(KEY)!].sort(),
+  );
   assertEquals(await names(join(w.dir, ".staging")), []);
   const python = join(w.dir, KEY, "bin", "python3");
   const text = await runPython(
@@ -726,7 +731,10 @@ Deno.test("install of a version and an archive path installs both in one command
       outcomes.map((o: { key: string; status: string }) => [o.key, o.status]),
       [[KEY, "installed"], [other.key, "installed"]],
     );
-    assertEquals((await names(w.dir)).filter((n) => !n.startsWith(".")), [other.key, KEY].sort());
+    assertEquals(
+      (await names(w.dir)).filter((n) => !n.startsWith(".")),
+      [other.key, KEY, minorDirName(other.key)!, minorDirName(KEY)!].sort(),
+    );
     for (const o of outcomes) {
       const v = await runPython(o.python, "import sys; print('%d.%d.%d' % sys.version_info[:3])");
       assertEquals(`cpython-${v}-linux-x86_64-gnu`, o.key);
@@ -871,10 +879,13 @@ Deno.test("list, find and uninstall over installed and catalog Pythons, in text 
   assertEquals(JSON.parse(whereJson.stdout), { installDir: w.dir });
 
   const found = await pyprime(w, ["find", fx.tag, ...d]);
-  assertEquals([found.code, found.stdout], [0, `${python}\n`]);
+  const stable = join(dir, minorDirName(KEY)!, "bin", "python3");
+  assertEquals([found.code, found.stdout], [0, `${stable}\n`]);
+  const resolved = await pyprime(w, ["find", fx.tag, "--resolve-links", ...d]);
+  assertEquals(resolved.stdout, `${python}\n`);
   const foundJson = await pyprime(w, ["--json", "find", `>=${MAJOR}`, ...d]);
-  // The same row as list --json.
-  assertEquals(JSON.parse(foundJson.stdout), newest);
+  // The same row as list --json, seen through the minor-version link.
+  assertEquals(JSON.parse(foundJson.stdout), { ...newest, path: stable });
   const missing = await pyprime(w, ["find", `${MAJOR}.${MINOR + 1}`, ...d]);
   assertOneError(missing, re(`No installed Python matches "${MAJOR}.${MINOR + 1}"`));
   assertEquals(missing.stdout, "");
@@ -890,7 +901,7 @@ Deno.test("list, find and uninstall over installed and catalog Pythons, in text 
   const one = await pyprime(w, ["--json", "uninstall", fx.tag, ...d]);
   assertEquals(one.code, 0, one.stderr);
   assertEquals(JSON.parse(one.stdout).removed, [KEY]);
-  assertEquals(await names(w.dir), [".lock", ".staging", older]);
+  assertEquals(await names(w.dir), [".lock", ".staging", older, minorDirName(older)!].sort());
   const rest = await pyprime(w, ["uninstall", "--all", ...d]);
   assertEquals(rest.code, 0, rest.stderr);
   assertMatch(rest.stderr, re(`Uninstalled ${older}`));
@@ -907,7 +918,9 @@ Deno.test("install interrupted while installing from the cache keeps the cached 
     assertEquals(first.code, 0, first.stderr);
   });
   assertEquals(await names(w.cache), [ARCHIVE]);
+  // Removed by hand, with its minor-version link.
   await Deno.remove(join(w.dir, KEY), { recursive: true });
+  await Deno.remove(join(w.dir, minorDirName(KEY)!));
   // The server is gone: only the cache can serve this install, with compilation on.
   const child = await spawnInstall(w, "http://127.0.0.1:9/", ["--offline"]);
   const deadline = Date.now() + 15_000;

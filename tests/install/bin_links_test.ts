@@ -8,6 +8,7 @@
  */
 import { join } from "node:path";
 import { binDir, minorLinkName, onPath, syncLinks } from "../../src/install/bin_links.ts";
+import { minorDirName } from "../../src/install/minor_links.ts";
 import { assert, assertEquals, assertMatch, assertNotMatch } from "../support/assert.ts";
 import { type CliResult, runCli } from "../support/cli.ts";
 import { fixtures } from "../support/fixtures.ts";
@@ -50,11 +51,14 @@ async function sandbox(): Promise<Sandbox> {
   const root = await Deno.realPath(await Deno.makeTempDir({ prefix: "pyprime-links-" }));
   const dir = join(root, "pythons");
   const bin = join(root, "bin");
+  // Bin links go through the minor-version link (cpython-3.12-linux-x86_64-gnu).
   const exe = (key: string) => {
-    const m = /^cpython-(\d+)\.(\d+)\.\d+(?:(?:a|b|rc)\d+)?(\+[a-z+]+)?-/.exec(key)!;
+    const m = /^cpython-(\d+)\.(\d+)\.\d+(?:(?:a|b|rc)\d+)?(\+[a-z+]+)?-(.*)$/.exec(key)!;
     const t = (m[3] ?? "").includes("freethreaded") ? "t" : "";
-    return join(dir, key, "bin", `python${m[1]}.${m[2]}${t}`);
+    const minor = `cpython-${m[1]}.${m[2]}${m[3] ?? ""}-${m[4]}`;
+    return join(dir, minor, "bin", `python${m[1]}.${m[2]}${t}`);
   };
+  const real = (key: string) => join(dir, key, "bin", exe(key).split("/").at(-1)!);
   return {
     root,
     dir,
@@ -62,7 +66,7 @@ async function sandbox(): Promise<Sandbox> {
     exe,
     async add(key) {
       await Deno.mkdir(join(dir, key, "bin"), { recursive: true });
-      await Deno.writeTextFile(exe(key), "#!/bin/sh\n");
+      await Deno.writeTextFile(real(key), "#!/bin/sh\n");
     },
     remove: () => Deno.remove(root, { recursive: true }),
   };
@@ -160,7 +164,10 @@ Deno.test("syncLinks repoints links of a removed patch, python3 included, then r
   await Deno.remove(join(s.dir, cur), { recursive: true });
   const repointed = await syncLinks(s.dir, s.bin);
   assertEquals(repointed.removed, []);
-  assertEquals(Object.keys(repointed.linked).sort(), ["python", "python3", "python3.12"]);
+  // The links go through cpython-3.12-…, which now points at the older patch: the
+  // bin links themselves need no change.
+  assertEquals(repointed.linked, {});
+  assertEquals(await Deno.readLink(join(s.dir, "cpython-3.12-linux-x86_64-gnu")), old);
   assertEquals(await links(s.bin), {
     "dangling-foreign": join(s.root, "elsewhere", "python"),
     python: s.exe(old),
@@ -232,8 +239,9 @@ async function fakePatch(h: Home, key: string): Promise<void> {
   assertEquals(out.code, 0, new TextDecoder().decode(out.stderr));
 }
 
+/** Where a bin link points: through the key's minor-version link. */
 function exe(h: Home, key: string): string {
-  return join(h.dir, key, "bin", MINOR);
+  return join(h.dir, minorDirName(key)!, "bin", MINOR);
 }
 
 Deno.test("install links python3.X into --bin-dir and warns when it is not on PATH", async () => {
@@ -241,7 +249,7 @@ Deno.test("install links python3.X into --bin-dir and warns when it is not on PA
   const r = await install(h, "--bin-dir", h.bin);
   assertEquals(r.code, 0, r.stderr);
   assertEquals(await links(h.bin), { [MINOR]: exe(h, KEY) });
-  assertEquals(await runLink(join(h.bin, MINOR)), join(h.dir, KEY));
+  assertEquals(await runLink(join(h.bin, MINOR)), join(h.dir, minorDirName(KEY)!));
   assertMatch(
     r.stderr,
     re(`warning: ${h.bin} is not on PATH\nhint: add it: export PATH="${h.bin}:$PATH"`),
@@ -269,7 +277,7 @@ Deno.test("install with PYPRIME_PYTHON_BIN_DIR on PATH and --default links pytho
     python3: exe(h, KEY),
     [MINOR]: exe(h, KEY),
   });
-  assertEquals(await runLink(join(h.bin, "python")), join(h.dir, KEY));
+  assertEquals(await runLink(join(h.bin, "python")), join(h.dir, minorDirName(KEY)!));
   const dirBin = await cli(h, ["dir", "--bin"], env);
   assertEquals(dirBin.stdout, `${h.bin}\n`);
   await h.remove();
@@ -374,7 +382,7 @@ Deno.test("install points python3.X at the newest installed patch; uninstall rep
     [`python${MAJOR_N}.${MINOR_N - 1}`]: "<file>",
     [MINOR]: exe(h, LOWER),
   });
-  assertEquals(await runLink(join(h.bin, MINOR)), join(h.dir, LOWER));
+  assertEquals(await runLink(join(h.bin, MINOR)), join(h.dir, minorDirName(LOWER)!));
 
   const all = await cli(h, ["uninstall", "--all", "--install-dir", h.dir], env);
   assertEquals(all.code, 0, all.stderr);
@@ -398,9 +406,10 @@ Deno.test("syncLinks leaves a user's own links into a removed installation alone
   await Deno.symlink(join(gone, "python3.12"), join(bin, "python3.12"));
   const report = await syncLinks(installs, bin);
   assertEquals(await Deno.readLink(join(bin, "pip3.12")), join(gone, "pip3.12"));
+  // An old-style link to the removed patch is repointed through the minor link.
   assertEquals(
     await Deno.readLink(join(bin, "python3.12")),
-    join(installs, "cpython-3.12.0-linux-x86_64-gnu", "bin", "python3.12"),
+    join(installs, "cpython-3.12-linux-x86_64-gnu", "bin", "python3.12"),
   );
   assertEquals(report.removed, []);
   await Deno.remove(root, { recursive: true });
@@ -415,7 +424,7 @@ Deno.test("syncLinks keeps python3.X on this platform when another platform has 
     await Deno.writeTextFile(join(installs, key, "bin", "python3.12"), "");
   }
   await syncLinks(installs, bin, { installed: ["cpython-3.12.1-linux-x86_64-gnu"] });
-  const ours = join(installs, "cpython-3.12.1-linux-x86_64-gnu", "bin", "python3.12");
+  const ours = join(installs, "cpython-3.12-linux-x86_64-gnu", "bin", "python3.12");
   assertEquals(await Deno.readLink(join(bin, "python3.12")), ours);
   await syncLinks(installs, bin); // a later sync (e.g. after an uninstall) keeps it too
   assertEquals(await Deno.readLink(join(bin, "python3.12")), ours);
