@@ -21,11 +21,17 @@ import {
 } from "../install/install.ts";
 import { installDir as defaultInstallDir, interpreterPath } from "../install/layout.ts";
 import type { Output } from "./output.ts";
+import { linkExecutables } from "./link_executables.ts";
 import { normalizeSha256 } from "../fetch/digest.ts";
-import { binDir, onPath, syncLinks } from "../install/bin_links.ts";
 import { NetworkError } from "../fetch/network_error.ts";
 import { installedKeys } from "../install/layout.ts";
-import { type Plan, Planner, type PlanSettings } from "../resolve/plan.ts";
+import {
+  type Expected,
+  type Plan,
+  Planner,
+  type PlanSettings,
+  type Verification,
+} from "../resolve/plan.ts";
 import { matchesInstalled, parseKey } from "../resolve/request.ts";
 
 /** Options of {@link runInstall}, as parsed from the command line. */
@@ -50,6 +56,8 @@ export interface InstallCommandOptions {
   default?: boolean;
   /** `--force`: replace executables pyprime did not create. */
   force?: boolean;
+  /** `--require-hashes` / `PYPRIME_REQUIRE_HASHES=1`: refuse sources without a digest. */
+  requireHashes?: boolean;
 }
 
 /** How many times a download that dropped and cannot resume is started over. */
@@ -69,6 +77,11 @@ export interface InstallOutcome {
   python: string;
   /** sha256 of the archive (absent when nothing was read). */
   sha256?: string;
+  /**
+   * What the archive was checked against (absent when nothing was read): `option`
+   * (`--sha256`), `catalog`, `sha256sums` (the SHA256SUMS beside it) or `none`.
+   */
+  verified?: Verification;
   /** Container format (absent when nothing was read). */
   format?: string;
   /** Files extracted. */
@@ -164,7 +177,7 @@ async function installAll(
       const path = `${dir}/${hit}`;
       out.data(interpreterPath(path));
       outcomes.push({
-        source: plan.spec,
+        source: plan.label,
         key: hit,
         status: "already-installed",
         path,
@@ -173,8 +186,16 @@ async function installAll(
       });
     } else toStage.push(plan);
   }
+  // Every digest is known before any byte of any archive is read: an unverified
+  // archive is refused (--require-hashes) or announced before its python3 runs.
+  const expected = await Promise.all(toStage.map((plan) => plan.expected()));
+  toStage.forEach((plan, i) => checkVerified(plan, expected[i], options, out));
   const results = await Promise.allSettled(
-    toStage.map(async (plan) => ({ spec: plan.spec, staged: await stageWithRestarts(plan) })),
+    toStage.map(async (plan, i) => ({
+      spec: plan.label,
+      verified: expected[i].verified,
+      staged: await stageWithRestarts(plan, expected[i]),
+    })),
   );
   const staged = results.flatMap((r) => r.status === "fulfilled" ? [r.value] : []);
   const failure = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
@@ -189,12 +210,12 @@ async function installAll(
   let next = 0;
   try {
     for (; next < staged.length; next++) {
-      const { spec, staged: one } = staged[next];
+      const { spec, verified, staged: one } = staged[next];
       // Two sources of one key: the first is installed, the next ones are duplicates.
       const duplicate = promoted.has(one.info.key);
       promoted.add(one.info.key);
       const it = duplicate ? { ...one, alreadyInstalled: true } : one;
-      outcomes.push(await finish(spec, it, options, signal, out, revoked));
+      outcomes.push(await finish(spec, verified, it, options, signal, out, revoked));
     }
   } finally {
     // A failure or a signal in one source must not leave the others' staging behind.
@@ -204,7 +225,7 @@ async function installAll(
   out.jsonData(outcomes);
   return 0;
 
-  async function stageWithRestarts(plan: Plan): Promise<Staged> {
+  async function stageWithRestarts(plan: Plan, expected: Expected): Promise<Staged> {
     for (let attempt = 0;; attempt++) {
       const bar = out.bar(`Installing ${plan.download?.key ?? basename(plan.spec)}`, 0, "bytes");
       try {
@@ -212,7 +233,7 @@ async function installAll(
         if (source.size) bar.update(0, source.size);
         return await stageArchive(source, {
           installDir: dir,
-          sha256: plan.sha256,
+          sha256: expected.sha256,
           reinstall: options.reinstall,
           limits: options.limits,
           signal,
@@ -227,6 +248,32 @@ async function installAll(
       }
     }
   }
+}
+
+/**
+ * A source with no digest to check: refused under `--require-hashes`, else one warning
+ * (its `bin/python3` is about to run to probe it).
+ */
+function checkVerified(
+  plan: Plan,
+  expected: Expected,
+  options: InstallCommandOptions,
+  out: Output,
+): void {
+  if (expected.verified !== "none") return;
+  const how = plan.request.kind === "stdin"
+    ? "pass --sha256 HEX with the digest of a trusted copy"
+    : "pass --sha256 HEX with the digest of a trusted copy, or put the release's SHA256SUMS beside it";
+  if (options.requireHashes) {
+    throw new PyprimeError(
+      `Refusing to install ${plan.label}: not verified (${expected.reason}) and hashes are required`,
+      { hint: `${how}; or drop --require-hashes / PYPRIME_REQUIRE_HASHES` },
+    );
+  }
+  out.warn(
+    `${plan.label} is not verified (${expected.reason}); installing it runs its bin/python3`,
+    `${how}; --require-hashes refuses unverified archives`,
+  );
 }
 
 /** For a version or key request, an installed key that satisfies it on the target platform. */
@@ -248,44 +295,9 @@ async function installedFor(
   return keys.at(-1);
 }
 
-async function linkExecutables(
-  dir: string,
-  outcomes: InstallOutcome[],
-  options: InstallCommandOptions,
-  out: Output,
-): Promise<void> {
-  // Already-installed keys too: their links may be missing or waiting for --force.
-  // Interpreters for another machine get no links: they cannot run here.
-  const installed = outcomes.filter((o) => !o.foreign).map((o) => o.key);
-  const defaultKey = options.default ? outcomes.at(-1)?.key : undefined;
-  if (installed.length === 0) return;
-  const bin = binDir(options.binDir);
-  let report;
-  try {
-    report = await syncLinks(dir, bin, { installed, defaultKey, force: options.force });
-  } catch (err) {
-    out.warn(
-      `Cannot link executables in ${bin}: ${(err as Error).message}`,
-      "pass --bin-dir DIR or --no-bin; the installation itself is complete",
-    );
-    return;
-  }
-  for (const [name, target] of Object.entries(report.linked)) {
-    out.debug(`Linked ${bin}/${name} -> ${target}`);
-  }
-  for (const name of report.skipped) {
-    out.warn(
-      `${bin}/${name} exists and was not created by pyprime; left alone`,
-      "pass --force to replace it",
-    );
-  }
-  if (Object.keys(report.linked).length > 0 && !onPath(bin)) {
-    out.warn(`${bin} is not on PATH`, `add it: export PATH="${bin}:$PATH"`);
-  }
-}
-
 async function finish(
   spec: string,
+  verified: Verification,
   staged: Staged,
   options: InstallCommandOptions,
   signal: AbortSignal,
@@ -299,6 +311,7 @@ async function finish(
     path: target,
     python: interpreterPath(target),
     sha256: staged.sha256,
+    verified,
     format: staged.format,
     files: staged.extract.files,
     extractSeconds: round(staged.extractSeconds),

@@ -85,6 +85,13 @@ export async function decompress(
         "python-build-standalone archives are .tar.gz or .tar.zst; recompress with gzip or zstd",
     });
   }
+  if (format === "tar" && looksLikeHtml(first)) {
+    await reader.cancel();
+    throw new ArchiveError(
+      `Cannot read archive ${label}: not an archive but an HTML page (a directory listing, or an error or login page)`,
+      { hint: "give the URL of the .tar.gz or .tar.zst file itself, not of its folder" },
+    );
+  }
   const replayed = replay(first, reader);
   // node:zlib's gunzip measured ~25% faster than DecompressionStream under Deno 2.9
   // (docs/benchmarks.md), so both compressed formats go through node:zlib.
@@ -94,6 +101,12 @@ export async function decompress(
     ? replayed.pipeThrough(nodeTransform(zstdDecompressor()))
     : replayed;
   return { format, stream: tar };
+}
+
+/** A web page where an archive was expected: `<!DOCTYPE html>`, `<html>`, `<h1>`… */
+function looksLikeHtml(head: Uint8Array): boolean {
+  const text = new TextDecoder().decode(head.subarray(0, 256)).trimStart().toLowerCase();
+  return /^<(!doctype html|html|head|body|h1|title|pre|\?xml)\b/.test(text);
 }
 
 function zstdDecompressor(): Transform {

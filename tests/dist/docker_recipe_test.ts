@@ -28,8 +28,8 @@ export function builderRuns(dockerfile: string): string[] {
 async function prepare(tmp: string) {
   // A mirror folder in PBS's release layout and a one-entry catalog in uv's format.
   const name = basename(fx.gz);
-  await Deno.mkdir(join(tmp, "mirror", "20240107"), { recursive: true });
-  await Deno.copyFile(fx.gz, join(tmp, "mirror", "20240107", name));
+  await Deno.mkdir(join(tmp, "mirror", "20991231"), { recursive: true });
+  await Deno.copyFile(fx.gz, join(tmp, "mirror", "20991231", name));
   const [major, minor, patch] = fx.version.split(".").map(Number);
   const catalog = {
     [`cpython-${fx.version}-linux-x86_64-gnu`]: {
@@ -41,10 +41,10 @@ async function prepare(tmp: string) {
       minor,
       patch,
       prerelease: "",
-      url: `${PBS_PREFIX}20240107/${encodeURIComponent(name)}`,
+      url: `${PBS_PREFIX}20991231/${encodeURIComponent(name)}`,
       sha256: fx.sha256[fx.gz],
       variant: null,
-      build: "20240107",
+      build: "20991231",
     },
   };
   await Deno.writeTextFile(join(tmp, "catalog.json"), JSON.stringify(catalog));

@@ -22,7 +22,7 @@ import { debianFixtures, fixtures } from "../support/fixtures.ts";
 import { listTree, names } from "../support/helpers.ts";
 
 const fx = await fixtures();
-const BUILD = "20240107";
+const BUILD = "20991231";
 const PLATFORM = "linux-x86_64-gnu";
 const KEY = `cpython-${fx.version}-linux-x86_64-gnu`;
 const ARCHIVE = basename(fx.zst);
