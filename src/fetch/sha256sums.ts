@@ -78,7 +78,9 @@ export async function sha256SumsBeside(
   try {
     text = isUrl ? await readUrl(where, options) : await readFile(where);
   } catch (error) {
-    if (error instanceof PyprimeError && !(error instanceof NetworkError)) throw error;
+    // A status (403, 500 after retries) means "no SHA256SUMS to be had"; a server that
+    // cannot be reached or trusted serves the archive no better: that error stands.
+    if (!(error instanceof NetworkError) || error.status === undefined) throw error;
     return { where: shown, missing: describeError(error) };
   }
   if (text === undefined) return { where: shown, missing: "no such file" };
@@ -102,7 +104,11 @@ async function readFile(path: string): Promise<string | undefined> {
     return await Deno.readTextFile(path);
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) return undefined;
-    throw error;
+    if (error instanceof PyprimeError) throw error;
+    throw new PyprimeError(`Cannot read ${path}: ${describeError(error)}`, {
+      cause: error,
+      hint: "make the SHA256SUMS beside the archive readable, or remove it",
+    });
   }
 }
 

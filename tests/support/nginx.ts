@@ -46,6 +46,8 @@ export interface AccessEntry {
   ifRange: string;
   /** The Basic auth user name, `""` when none. */
   user: string;
+  /** The `Authorization` header as received, `""` when none (to prove none was sent). */
+  auth: string;
   /** Body bytes sent. */
   bytes: number;
 }
@@ -86,7 +88,7 @@ events { worker_connections 64; }
 http {
   log_format pyprime escape=json '{"method":"$request_method","uri":"$request_uri",'
     '"status":$status,"range":"$http_range","ifRange":"$http_if_range",'
-    '"user":"$remote_user","bytes":$body_bytes_sent}';
+    '"user":"$remote_user","auth":"$http_authorization","bytes":$body_bytes_sent}';
   access_log ${dir}/access.log pyprime;
   default_type application/octet-stream;
   types { text/html html; text/plain txt; }
