@@ -199,6 +199,15 @@ export class Planner {
     });
   }
 
+  /**
+   * {@link #catalogDigests}, except that under `--offline` a catalog that cannot be read
+   * (an http one) only means no digest from it: a local archive still installs.
+   */
+  #namedDigests(): Promise<Map<string, string>> {
+    const digests = this.#catalogDigests();
+    return this.settings.offline ? digests.catch(() => new Map()) : digests;
+  }
+
   /** The target platform (`--platform`, else detected). */
   platform(): Promise<Platform> {
     return this.#platform ??= this.settings.platform
@@ -295,7 +304,7 @@ export class Planner {
     fromCatalog?: string,
   ): Promise<Expected> {
     if (option) return { sha256: option, verified: "option" };
-    const catalog = fromCatalog ?? (name ? (await this.#catalogDigests()).get(name) : undefined);
+    const catalog = fromCatalog ?? (name ? (await this.#namedDigests()).get(name) : undefined);
     if (catalog) return { sha256: catalog, verified: "catalog" };
     if (!name) return { verified: "none", reason: "it has no file name to look up" };
     const sums = await sha256SumsBeside(location, name, {

@@ -160,6 +160,12 @@ Deno.test("install over HTTPS with an internal CA: refused untrusted, works with
     assertEquals(JSON.parse(file.stdout)[0].verified, "sha256sums");
     await assertInstalled(w);
 
+    // Deno's own variable works too (read by the runtime, not by pyprime).
+    const deno = await install(w, [fx.tag, "--mirror", nginx.url, "--reinstall"], {
+      DENO_CERT: ca.caCert,
+    });
+    assertEquals(deno.code, 0, deno.stderr);
+
     const dir = join(w.home, "certs");
     await Deno.mkdir(dir);
     await Deno.copyFile(ca.caCert, join(dir, "internal-ca.pem"));
