@@ -10,7 +10,7 @@ import { permissionFlags } from "../../scripts/permissions.ts";
 import { PBS_PREFIX } from "../../src/resolve/catalog.ts";
 import { cliEnv, ROOT } from "../support/cli.ts";
 import { fixtures } from "../support/fixtures.ts";
-import { startFaultServer } from "../support/fault_server.ts";
+import { startNginx } from "../support/nginx.ts";
 
 const fx = await fixtures();
 
@@ -83,9 +83,10 @@ async function runRecipe(file: string, tmp: string, mirror: string): Promise<Den
 Deno.test("the Dockerfile's builder stage installs a compiled Python into /opt/python", async () => {
   const tmp = await Deno.makeTempDir({ prefix: "pyprime-docker-" });
   await prepare(tmp);
-  // Served over loopback HTTP, as a release host would: the cache mount keeps the archive.
-  const server = await startFaultServer({ root: join(tmp, "mirror") });
-  const out = await runRecipe("Dockerfile", tmp, server.url).finally(() => server.close());
+  // Served by nginx over loopback HTTP, as a release host would: the cache mount keeps
+  // the archive.
+  const server = await startNginx({ root: join(tmp, "mirror") });
+  const out = await runRecipe("Dockerfile", tmp, server.url).finally(() => server.stop());
   assertEquals(out.code, 0, new TextDecoder().decode(out.stderr));
   const opt = join(tmp, "opt", "python");
   const run = await new Deno.Command(join(opt, "bin", "python3"), {

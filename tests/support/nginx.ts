@@ -62,6 +62,8 @@ export interface Nginx {
   dir: string;
   /** The requests answered so far, oldest first. */
   requests(): Promise<AccessEntry[]>;
+  /** The same, read synchronously (for request logs shaped like the fault server's). */
+  requestsSync(): AccessEntry[];
   /** Stops nginx and waits until the process is gone; removes its folder. */
   stop(): Promise<void>;
 }
@@ -156,6 +158,15 @@ export async function startNginx(options: NginxOptions): Promise<Nginx> {
     dir,
     requests: async () => {
       const text = await Deno.readTextFile(join(dir, "access.log")).catch(() => "");
+      return text.split("\n").filter(Boolean).map((line) => JSON.parse(line));
+    },
+    requestsSync: () => {
+      let text = "";
+      try {
+        text = Deno.readTextFileSync(join(dir, "access.log"));
+      } catch {
+        // no request yet
+      }
       return text.split("\n").filter(Boolean).map((line) => JSON.parse(line));
     },
     stop: async () => {
