@@ -227,7 +227,7 @@ async function installAll(
 
   async function stageWithRestarts(plan: Plan, expected: Expected): Promise<Staged> {
     for (let attempt = 0;; attempt++) {
-      const bar = out.bar(`Installing ${plan.download?.key ?? basename(plan.spec)}`, 0, "bytes");
+      const bar = out.bar(`Installing ${plan.download?.key ?? basename(plan.label)}`, 0, "bytes");
       try {
         const source = await plan.open(signal);
         if (source.size) bar.update(0, source.size);

@@ -6,6 +6,7 @@
  */
 import type { CacheWriter } from "./cache.ts";
 import type { DownloadOptions } from "./download.ts";
+import { PyprimeError } from "../errors.ts";
 import { CA_HINT, fetchFollowing } from "./client.ts";
 import { DEFAULT_HINT, describeError as describe, NetworkError } from "./network_error.ts";
 
@@ -172,6 +173,8 @@ export class HttpSource {
       ));
     } catch (error) {
       this.#throwIfUserAborted();
+      // Our own refusals (a bad SSL_CERT_FILE, a redirect to ftp:) are not network faults.
+      if (error instanceof PyprimeError) throw error;
       const why = describe(error);
       // A certificate the roots do not vouch for fails the same way every time.
       const tls = /invalid peer certificate: (.*)$/.exec(why);

@@ -314,7 +314,7 @@ export class Planner {
     if (sums.sha256) return { sha256: sums.sha256, verified: "sha256sums" };
     return {
       verified: "none",
-      reason: `the catalog has no entry named ${name}, and ${sums.where}: ${sums.missing}`,
+      reason: `no digest for ${name} in the catalog, and ${sums.where}: ${sums.missing}`,
     };
   }
 

@@ -180,7 +180,11 @@ Deno.test("install over HTTPS with an internal CA: refused untrusted, works with
     const bad = await install(w, [fx.tag, "--mirror", nginx.url, "--reinstall"], {
       SSL_CERT_FILE: bogus,
     });
-    assertOneError(bad, re(`Cannot use SSL_CERT_FILE=${bogus}: it holds no PEM certificate`));
+    assertOneError(
+      bad,
+      re(`error: Cannot use SSL_CERT_FILE=${bogus}: it holds no PEM certificate`),
+    );
+    assertEquals(bad.stderr.split("\n").filter((l) => l.startsWith("warning:")), []);
   }, { tls: { cert: ca.cert, key: ca.key } });
   await w.remove();
 });
