@@ -66,6 +66,7 @@ Deno.test("install from nginx with Basic auth: credentials in --mirror or in ~/.
       "--mirror",
       `http://${USER}:nope-${TOKEN}@${host}`,
       "--reinstall",
+      "--verbose",
     ]);
     assertOneError(wrong, /401 Unauthorized/);
     assertNoSecret(wrong);
