@@ -104,6 +104,16 @@ function compileByDefault(): boolean {
   throw usage(`PYPRIME_COMPILE_BYTECODE must be 0 or 1, not ${value}`);
 }
 
+/** `--require-hashes`, else `PYPRIME_REQUIRE_HASHES` (1/true/yes/on or 0/false/no/off). */
+function requireHashes(flag: boolean | undefined): boolean {
+  if (flag) return true;
+  const value = env("PYPRIME_REQUIRE_HASHES");
+  if (value === undefined) return false;
+  if (["0", "false", "no", "off"].includes(value.toLowerCase())) return false;
+  if (["1", "true", "yes", "on"].includes(value.toLowerCase())) return true;
+  throw usage(`PYPRIME_REQUIRE_HASHES must be 0 or 1, not ${value}`);
+}
+
 function limitFlag(value: string | undefined, flag: string): number | undefined {
   return value === undefined ? undefined : positiveInt(value, flag);
 }
@@ -113,6 +123,10 @@ function withInstallFlags(cmd: Command): Command {
   return withBytecodeFlags(
     cmd
       .option("--install-dir <dir>", "where installations live [env: PYPRIME_PYTHON_INSTALL_DIR]")
+      .option(
+        "--require-hashes",
+        "refuse archives with no digest to check [env: PYPRIME_REQUIRE_HASHES=1]",
+      )
       .option("--compile-bytecode", "compile the standard library (default)")
       .option("--no-compile-bytecode", "do not compile [env: PYPRIME_COMPILE_BYTECODE=0]")
       .option("--max-unpacked-size <bytes>", "refuse archives that unpack to more")
@@ -142,6 +156,7 @@ function installOptions(flags: any, cmd: Command): InstallCommandOptions {
   return {
     installDir: flags.installDir,
     sha256: flags.sha256,
+    requireHashes: requireHashes(flags.requireHashes),
     reinstall: flags.reinstall,
     bytecode: compile ? bytecodeSettings(flags) : false,
     limits: {

@@ -4,8 +4,8 @@
  * without downloading anything.
  *
  * Produces, in `<out>/<X.Y.Z>/`:
- * - `cpython-X.Y.Z+20240107-<triple>-install_only.tar.gz` and `.tar.zst`
- * - `cpython-X.Y.Z+20240107-<triple>-pgo+lto-full.tar.zst` (`python/PYTHON.json`,
+ * - `cpython-X.Y.Z+20991231-<triple>-install_only.tar.gz` and `.tar.zst`
+ * - `cpython-X.Y.Z+20991231-<triple>-pgo+lto-full.tar.zst` (`python/PYTHON.json`,
  *   `python/install/…`, `python/build/…`, `python/licenses/…`)
  * - `SHA256SUMS` (`<hex>  <name>` lines, like the PBS release assets)
  *
@@ -24,7 +24,7 @@ import { pipeline } from "node:stream/promises";
 import zlib from "node:zlib";
 
 /** The fake PBS release date in every file name. */
-export const BUILD_DATE = "20240107";
+export const BUILD_DATE = "20991231";
 
 /** The build prefix PBS archives carry in their sysconfig data and pkg-config files. */
 export const PBS_PREFIX = "/install";

@@ -31,6 +31,8 @@ Environment:
   PYPRIME_INSTALL_DIR   install here (default: $XDG_BIN_HOME, else ~/.local/bin)
   PYPRIME_DOWNLOAD_URL  download pyprime-<target> and SHA256SUMS from here
   PYPRIME_NO_VERIFY=1   same as --no-verify
+  SSL_CERT_FILE         trust the CA certificates in this PEM file (curl --cacert,
+                        wget --ca-certificate); SSL_CERT_DIR: a folder of them
 EOF
 }
 
@@ -186,18 +188,34 @@ pick_downloader() {
     else
         die "neither curl nor wget is installed; install one of them and run this again"
     fi
+    # busybox's wget has no --ca-certificate: it would fail on every download.
+    if [ "$DOWNLOADER" = wget ] && [ -n "${SSL_CERT_FILE:-}${SSL_CERT_DIR:-}" ] &&
+        ! wget --help 2>&1 | grep -q -e '--ca-certificate'; then
+        die "this wget cannot use SSL_CERT_FILE/SSL_CERT_DIR (no --ca-certificate); install curl or GNU wget"
+    fi
 }
 
 # download URL FILE
+# SSL_CERT_FILE / SSL_CERT_DIR (an internal certificate authority) are passed on as
+# curl --cacert/--capath or wget --ca-certificate/--ca-directory.
 download() {
+    dl_url=$1
+    dl_file=$2
+    shift 2
     case $DOWNLOADER in
         curl)
-            case $1 in
-                https://*) curl --proto '=https' --tlsv1.2 -fsSL --retry 3 -o "$2" "$1" ;;
-                *) curl -fsSL --retry 3 -o "$2" "$1" ;;
+            case $dl_url in
+                https://*) set -- --proto '=https' --tlsv1.2 ;;
             esac
+            if [ -n "${SSL_CERT_FILE:-}" ]; then set -- "$@" --cacert "$SSL_CERT_FILE"; fi
+            if [ -n "${SSL_CERT_DIR:-}" ]; then set -- "$@" --capath "$SSL_CERT_DIR"; fi
+            curl "$@" -fsSL --retry 3 -o "$dl_file" "$dl_url"
             ;;
-        wget) wget -q -O "$2" "$1" ;;
+        wget)
+            if [ -n "${SSL_CERT_FILE:-}" ]; then set -- "$@" "--ca-certificate=$SSL_CERT_FILE"; fi
+            if [ -n "${SSL_CERT_DIR:-}" ]; then set -- "$@" "--ca-directory=$SSL_CERT_DIR"; fi
+            wget -q "$@" -O "$dl_file" "$dl_url"
+            ;;
     esac
 }
 

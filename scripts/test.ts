@@ -2,7 +2,8 @@
  * `deno task test`: the README's test command. It does its own set-up, so that it
  * passes on a fresh machine with only Node, npm and python3:
  *
- * 1. the Debian tools the tests run (installer shells, TLS and HTTP servers, patchelf)
+ * 1. the Debian tools the tests run (installer shells, TLS tools, nginx as a mirror,
+ *    tinyproxy as a forward proxy, patchelf)
  *    are installed with apt when missing and running as root; otherwise it stops with
  *    one line naming the packages;
  * 2. Deno's module cache is warmed, so Deno's own `Download …` lines never reach the
@@ -30,6 +31,8 @@ export const TOOLS: Readonly<Record<string, string>> = {
   unshare: "util-linux",
   tar: "tar",
   patchelf: "patchelf",
+  nginx: "nginx",
+  tinyproxy: "tinyproxy",
 };
 
 /** Whether `tool` is an executable file in a folder of `PATH`. */

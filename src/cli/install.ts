@@ -10,12 +10,7 @@ import type { BytecodeSettings, CompileReport } from "../bytecode/settings.ts";
 import { seconds } from "./format.ts";
 import { requiredProjectRequests } from "./project_requests.ts";
 import { summarizeCompile } from "./summary.ts";
-import {
-  type Failure,
-  type InstallOutcome,
-  linkExecutables,
-  reportOutcomes,
-} from "./install_outcomes.ts";
+import { type Failure, type InstallOutcome, reportOutcomes } from "./install_outcomes.ts";
 import { PyprimeError } from "../errors.ts";
 import { abortOnSignals } from "../signals.ts";
 import type { ExtractLimits } from "../unpack/limits.ts";
@@ -31,10 +26,17 @@ import { installDir as defaultInstallDir, interpreterPath } from "../install/lay
 import { syncMinorDirs } from "../install/minor_links.ts";
 import { writeOrigin } from "../install/origin.ts";
 import type { Output } from "./output.ts";
+import { linkExecutables } from "./link_executables.ts";
 import { normalizeSha256 } from "../fetch/digest.ts";
 import { NetworkError } from "../fetch/network_error.ts";
 import { installedKeys } from "../install/layout.ts";
-import { type Plan, Planner, type PlanSettings } from "../resolve/plan.ts";
+import {
+  type Expected,
+  type Plan,
+  Planner,
+  type PlanSettings,
+  type Verification,
+} from "../resolve/plan.ts";
 import { matchesInstalled, parseKey } from "../resolve/request.ts";
 
 /** Options of {@link runInstall}, as parsed from the command line. */
@@ -59,6 +61,8 @@ export interface InstallCommandOptions {
   default?: boolean;
   /** `--force`: replace executables pyprime did not create. */
   force?: boolean;
+  /** `--require-hashes` / `PYPRIME_REQUIRE_HASHES=1`: refuse sources without a digest. */
+  requireHashes?: boolean;
 }
 
 /** How many times a download that dropped and cannot resume is started over. */
@@ -149,7 +153,7 @@ async function installAll(
       const path = `${dir}/${hit}`;
       out.data(interpreterPath(path));
       outcomes.push({
-        source: plan.spec,
+        source: plan.label,
         key: hit,
         status: "already-installed",
         path,
@@ -158,17 +162,22 @@ async function installAll(
       });
     } else toStage.push(plan);
   }
+  // Every digest is known before any byte of any archive is read: an unverified
+  // archive is refused (--require-hashes) or announced before its python3 runs.
+  const expected = await Promise.all(toStage.map((plan) => plan.expected()));
+  toStage.forEach((plan, i) => checkVerified(plan, expected[i], options, out));
   const results = await Promise.allSettled(
-    toStage.map(async (plan) => ({
-      spec: plan.spec,
+    toStage.map(async (plan, i) => ({
+      spec: plan.label,
+      verified: expected[i].verified,
       build: plan.download?.build ?? "local",
-      staged: await stageWithRestarts(plan),
+      staged: await stageWithRestarts(plan, expected[i]),
     })),
   );
   const staged = results.flatMap((r) => r.status === "fulfilled" ? [r.value] : []);
   const failures: Failure[] = [];
   results.forEach((r, i) => {
-    if (r.status === "rejected") failures.push({ spec: toStage[i].spec, error: r.reason });
+    if (r.status === "rejected") failures.push({ spec: toStage[i].label, error: r.reason });
   });
   // One request: its error is the command's. A signal: nothing is kept.
   if (failures.length > 0 && (plans.length === 1 || signal.aborted)) {
@@ -182,13 +191,13 @@ async function installAll(
   let next = 0;
   try {
     for (; next < staged.length; next++) {
-      const { spec, build, staged: one } = staged[next];
+      const { spec, verified, build, staged: one } = staged[next];
       // Two sources of one key: the first is installed, the next ones are duplicates.
       const duplicate = promoted.has(one.info.key);
       promoted.add(one.info.key);
       const it = duplicate ? { ...one, alreadyInstalled: true } : one;
       try {
-        outcomes.push(await finish(spec, it, build, options, signal, out, revoked));
+        outcomes.push(await finish(spec, verified, it, build, options, signal, out, revoked));
       } catch (err) {
         if (plans.length === 1 || signal.aborted) throw signal.aborted ? signal.reason : err;
         failures.push({ spec, error: err });
@@ -201,19 +210,17 @@ async function installAll(
   // Minor-version links move to the newest patch whether or not executables are linked.
   if (outcomes.some((o) => !o.foreign)) await syncMinorDirs(dir);
   if (!options.noBin) await linkExecutables(dir, outcomes, options, out);
-  return reportOutcomes(outcomes, failures, plans.map((p) => p.spec), out);
+  return reportOutcomes(outcomes, failures, plans.map((p) => p.label), out);
 
-  async function stageWithRestarts(plan: Plan): Promise<Staged> {
+  async function stageWithRestarts(plan: Plan, expected: Expected): Promise<Staged> {
     for (let attempt = 0;; attempt++) {
-      const what = plan.download?.key ??
-        (plan.request.kind === "stdin" ? "standard input" : basename(plan.spec));
-      const bar = out.bar(`Installing ${what}`, 0, "bytes");
+      const bar = out.bar(`Installing ${plan.download?.key ?? basename(plan.label)}`, 0, "bytes");
       try {
         const source = await plan.open(signal);
         if (source.size) bar.update(0, source.size);
         return await stageArchive(source, {
           installDir: dir,
-          sha256: plan.sha256,
+          sha256: expected.sha256,
           reinstall: options.reinstall,
           limits: options.limits,
           signal,
@@ -228,6 +235,32 @@ async function installAll(
       }
     }
   }
+}
+
+/**
+ * A source with no digest to check: refused under `--require-hashes`, else one warning
+ * (its `bin/python3` is about to run to probe it).
+ */
+function checkVerified(
+  plan: Plan,
+  expected: Expected,
+  options: InstallCommandOptions,
+  out: Output,
+): void {
+  if (expected.verified !== "none") return;
+  const how = plan.request.kind === "stdin"
+    ? "pass --sha256 HEX with the digest of a trusted copy"
+    : "pass --sha256 HEX with the digest of a trusted copy, or put the release's SHA256SUMS beside it";
+  if (options.requireHashes) {
+    throw new PyprimeError(
+      `Refusing to install ${plan.label}: not verified (${expected.reason}) and hashes are required`,
+      { hint: `${how}; or drop --require-hashes / PYPRIME_REQUIRE_HASHES` },
+    );
+  }
+  out.warn(
+    `${plan.label} is not verified (${expected.reason}); installing it runs its bin/python3`,
+    `${how}; --require-hashes refuses unverified archives`,
+  );
 }
 
 /** For a version or key request, an installed key that satisfies it on the target platform. */
@@ -251,6 +284,7 @@ async function installedFor(
 
 async function finish(
   spec: string,
+  verified: Verification,
   staged: Staged,
   build: string,
   options: InstallCommandOptions,
@@ -265,6 +299,7 @@ async function finish(
     path: target,
     python: interpreterPath(target),
     sha256: staged.sha256,
+    verified,
     format: staged.format,
     files: staged.extract.files,
     extractSeconds: round(staged.extractSeconds),

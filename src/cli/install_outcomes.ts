@@ -1,14 +1,13 @@
 /**
  * What `install` reports: one outcome per request (installed, already there, or
- * failed), the summary when some failed, and the bin links of what is installed.
+ * failed), and the summary when some failed.
  *
  * @module
  */
 import type { CompileReport } from "../bytecode/settings.ts";
 import { PyprimeError } from "../errors.ts";
-import { binDir, onPath, syncLinks } from "../install/bin_links.ts";
 import { plural } from "./format.ts";
-import type { InstallCommandOptions } from "./install.ts";
+import type { Verification } from "../resolve/plan.ts";
 import type { Output } from "./output.ts";
 
 /** What one source ended as; the `--json` document is a list of these. */
@@ -25,6 +24,11 @@ export interface InstallOutcome {
   python: string;
   /** sha256 of the archive (absent when nothing was read). */
   sha256?: string;
+  /**
+   * What the archive was checked against (absent when nothing was read): `option`
+   * (`--sha256`), `catalog`, `sha256sums` (the SHA256SUMS beside it) or `none`.
+   */
+  verified?: Verification;
   /** Container format (absent when nothing was read). */
   format?: string;
   /** Files extracted. */
@@ -93,41 +97,4 @@ export function reportOutcomes(
   ].sort((a, b) => (order.get(a.source) ?? 0) - (order.get(b.source) ?? 0));
   out.jsonData(all);
   return failures.length > 0 ? 1 : 0;
-}
-
-/** Links the executables of what was installed (and already was) into the bin dir. */
-export async function linkExecutables(
-  dir: string,
-  outcomes: InstallOutcome[],
-  options: InstallCommandOptions,
-  out: Output,
-): Promise<void> {
-  // Already-installed keys too: their links may be missing or waiting for --force.
-  // Interpreters for another machine get no links: they cannot run here.
-  const installed = outcomes.filter((o) => !o.foreign).map((o) => o.key);
-  const defaultKey = options.default ? outcomes.at(-1)?.key : undefined;
-  if (installed.length === 0) return;
-  const bin = binDir(options.binDir);
-  let report;
-  try {
-    report = await syncLinks(dir, bin, { installed, defaultKey, force: options.force });
-  } catch (err) {
-    out.warn(
-      `Cannot link executables in ${bin}: ${(err as Error).message}`,
-      "pass --bin-dir DIR or --no-bin; the installation itself is complete",
-    );
-    return;
-  }
-  for (const [name, target] of Object.entries(report.linked)) {
-    out.debug(`Linked ${bin}/${name} -> ${target}`);
-  }
-  for (const name of report.skipped) {
-    out.warn(
-      `${bin}/${name} exists and was not created by pyprime; left alone`,
-      "pass --force to replace it",
-    );
-  }
-  if (Object.keys(report.linked).length > 0 && !onPath(bin)) {
-    out.warn(`${bin} is not on PATH`, `add it: export PATH="${bin}:$PATH"`);
-  }
 }

@@ -6,6 +6,8 @@
  */
 import type { CacheWriter } from "./cache.ts";
 import type { DownloadOptions } from "./download.ts";
+import { PyprimeError } from "../errors.ts";
+import { CA_HINT, fetchFollowing } from "./client.ts";
 import { DEFAULT_HINT, describeError as describe, NetworkError } from "./network_error.ts";
 
 const MAX_DELAY_MS = 30_000;
@@ -161,12 +163,31 @@ export class HttpSource {
       if (this.#validator !== undefined) headers.set("if-range", this.#validator);
     }
     let response: Response;
+    let url: string;
     const timer = setTimeout(() => abort.abort(new IdleTimeout(this.#idleMs)), this.#idleMs);
     try {
-      response = await this.#fetch(this.#url, { headers, signal: abort.signal });
+      ({ response, url } = await fetchFollowing(
+        this.#url,
+        { headers, signal: abort.signal },
+        this.#fetch,
+      ));
     } catch (error) {
       this.#throwIfUserAborted();
-      return new Retriable(describe(error), error);
+      // Our own refusals (a bad SSL_CERT_FILE, a redirect to ftp:) are not network faults.
+      if (error instanceof PyprimeError) throw error;
+      const why = describe(error);
+      // A certificate the roots do not vouch for fails the same way every time.
+      const tls = /invalid peer certificate: (.*)$/.exec(why);
+      if (tls) {
+        const reason = tls[1] === "UnknownIssuer"
+          ? "certificate not trusted by this machine"
+          : "certificate rejected";
+        throw new NetworkError(this.#url, `${reason} (invalid peer certificate: ${tls[1]})`, {
+          cause: error,
+          hint: CA_HINT,
+        });
+      }
+      return new Retriable(why, error);
     } finally {
       clearTimeout(timer);
     }
@@ -177,7 +198,7 @@ export class HttpSource {
       return new Retriable(status, new Error(status), retryAfterMs(response));
     }
     await this.#accept(response, from, status);
-    this.finalUrl = response.url || this.#url;
+    this.finalUrl = url;
     this.#reader = response.body?.getReader() ?? new Response(new Uint8Array()).body!.getReader();
     return undefined;
   }
@@ -203,6 +224,8 @@ export class HttpSource {
       status: response.status,
       hint: response.status === 404
         ? "check the version, the platform and the mirror URL"
+        : response.status === 401 || response.status === 403
+        ? "the server wants credentials: put them in the mirror URL (https://user:token@host/…) or in ~/.netrc (or $NETRC)"
         : DEFAULT_HINT,
     });
   }

@@ -28,7 +28,7 @@ export interface ArchiveSource {
  *
  * @example
  * ```ts
- * const source = await openFile("cpython-3.12.1+20240107-x86_64-unknown-linux-gnu-install_only.tar.gz");
+ * const source = await openFile("cpython-3.12.1+20991231-x86_64-unknown-linux-gnu-install_only.tar.gz");
  * ```
  */
 export async function openFile(path: string): Promise<ArchiveSource> {

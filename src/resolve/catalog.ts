@@ -9,6 +9,8 @@
 import { fileURLToPath } from "node:url";
 import embedded from "./catalog.json" with { type: "json" };
 import { PyprimeError, type PyprimeErrorOptions } from "../errors.ts";
+import { fetchFollowing } from "../fetch/client.ts";
+import { describeError, redactUrl } from "../fetch/network_error.ts";
 import { formatArch, normalizeArch, normalizeOs } from "./platform.ts";
 import { installKey, type Variant } from "./request.ts";
 import { compareVersions, formatVersion, parseVersion, type PythonVersion } from "./version.ts";
@@ -353,7 +355,7 @@ export function parseCatalog(text: string, source: string): Catalog {
 async function readSource(source: string): Promise<string> {
   try {
     if (/^https?:\/\//i.test(source)) {
-      const response = await fetch(source);
+      const { response } = await fetchFollowing(source, {});
       if (!response.ok) {
         await response.body?.cancel();
         throw new Error(`HTTP ${response.status} ${response.statusText}`.trim());
@@ -363,7 +365,10 @@ async function readSource(source: string): Promise<string> {
     const path = /^file:\/\//i.test(source) ? fileURLToPath(source) : source;
     return await Deno.readTextFile(path);
   } catch (cause) {
-    throw new CatalogError(`Cannot read catalog ${source}: ${(cause as Error).message}`, {
+    const why = cause instanceof Deno.errors.NotFound
+      ? (cause as Error).message
+      : describeError(cause);
+    throw new CatalogError(`Cannot read catalog ${redactUrl(source)}: ${why}`, {
       cause,
       hint: "check --catalog / PYPRIME_CATALOG, or unset it to use the embedded catalog",
     });

@@ -10,6 +10,7 @@ import { type Catalog, CatalogError, type Download, PBS_PREFIX } from "./catalog
 import { archLevel, formatArch, type Platform } from "./platform.ts";
 import type { KeyRequest, PythonRequest, VersionRequest } from "./request.ts";
 import { RequestError } from "./request_error.ts";
+import { redactUrl } from "../fetch/network_error.ts";
 import { compareVersions, formatVersion, type PythonVersion, versionMatches } from "./version.ts";
 
 /** Options for `matching` and `resolve`. */
@@ -255,7 +256,7 @@ export function mirrorBase(mirror: string): string {
   else {
     throw new CatalogError(
       `Invalid mirror ${
-        JSON.stringify(mirror)
+        JSON.stringify(redactUrl(mirror))
       }: not an http(s):// or file:// URL or an absolute path`,
       {
         exitCode: 2,

@@ -14,6 +14,8 @@ import { detectPlatform, parsePlatformOverride, type Platform } from "./platform
 import { parseRequest, type PythonRequest } from "./request.ts";
 import { openFile, openStdin } from "../fetch/source.ts";
 import { envValue } from "../env.ts";
+import { redactUrl } from "../fetch/network_error.ts";
+import { sha256SumsBeside } from "../fetch/sha256sums.ts";
 import { PyprimeError } from "../errors.ts";
 
 /** Download tuning a plan passes to {@link openUrl}. */
@@ -101,21 +103,43 @@ export interface PlanSettings {
   download?: DownloadTuning;
 }
 
+/**
+ * How the bytes of a source are checked: against the digest of `--sha256` (`option`),
+ * of the catalog entry with the archive's file name (`catalog`), of the `SHA256SUMS`
+ * beside it (`sha256sums`), or not at all (`none`).
+ */
+export type Verification = "catalog" | "sha256sums" | "option" | "none";
+
+/** The digest a source's bytes must have, and where it comes from. */
+export interface Expected {
+  /** Lowercase hex sha256; absent when `verified` is `none`. */
+  sha256?: string;
+  /** Where the digest comes from. */
+  verified: Verification;
+  /** For `none`, why no digest was found (shown in the warning). */
+  reason?: string;
+}
+
 /** One source, resolved but not yet opened. */
 export interface Plan {
   /** What the user typed. */
   spec: string;
+  /** What the user typed, fit for messages and `--json`: a URL's credentials removed. */
+  label: string;
   /** The parsed request. */
   request: PythonRequest;
   /** The catalog entry, for version and key requests. */
   download?: Download;
-  /** The sha256 the bytes must have, when known. */
-  sha256?: string;
   /**
    * The download is for another machine (`--platform` names another OS, architecture or
    * libc): its interpreter cannot be run here to be probed or to compile bytecode.
    */
   foreign?: boolean;
+  /**
+   * The digest the bytes must have (read once, before any byte of the archive): may
+   * read a `SHA256SUMS` beside the archive.
+   */
+  expected(): Promise<Expected>;
   /** Opens the bytes; may be called again to start over. */
   open(
     signal: AbortSignal,
@@ -123,9 +147,20 @@ export interface Plan {
   ): Promise<ArchiveSource>;
 }
 
+/** The decoded last segment of a URL's path: an archive's file name. */
+function urlFileName(url: string): string {
+  const raw = new URL(url).pathname.split("/").at(-1) ?? "";
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    return raw;
+  }
+}
+
 /** Lazily loaded catalog and platform, shared by the plans of one command. */
 export class Planner {
   #catalog?: Promise<Catalog>;
+  #digests?: Promise<Map<string, string>>;
   #platform?: Promise<Platform>;
   #host?: Promise<Platform>;
   readonly #download: DownloadTuning;
@@ -152,6 +187,27 @@ export class Planner {
       );
     }
     return loadCatalog(source);
+  }
+
+  /** The catalog's digests by archive file name (`cpython-3.13.9+20251014-….tar.gz`). */
+  #catalogDigests(): Promise<Map<string, string>> {
+    return this.#digests ??= this.catalog().then(({ downloads }) => {
+      const digests = new Map<string, string>();
+      for (const { url, sha256 } of downloads) {
+        const name = urlFileName(url);
+        if (sha256 !== null && !digests.has(name)) digests.set(name, sha256);
+      }
+      return digests;
+    });
+  }
+
+  /**
+   * {@link #catalogDigests}, except that under `--offline` a catalog that cannot be read
+   * (an http one) only means no digest from it: a local archive still installs.
+   */
+  #namedDigests(): Promise<Map<string, string>> {
+    const digests = this.#catalogDigests();
+    return this.settings.offline ? digests.catch(() => new Map()) : digests;
   }
 
   /** The target platform (`--platform`, else detected). */
@@ -181,17 +237,37 @@ export class Planner {
    */
   async plan(spec: string, sha256?: string): Promise<Plan> {
     const request = parseRequest(spec);
+    const once = (find: () => Promise<Expected>) => {
+      let found: Promise<Expected> | undefined;
+      return () => found ??= find();
+    };
     switch (request.kind) {
-      case "stdin":
-        return { spec, request, sha256, open: () => Promise.resolve(openStdin()) };
+      case "stdin": {
+        const expected = once(() =>
+          Promise.resolve(
+            sha256
+              ? { sha256, verified: "option" as const }
+              : { verified: "none" as const, reason: "standard input has no file name to look up" },
+          )
+        );
+        return {
+          spec,
+          label: "standard input",
+          request,
+          expected,
+          open: () => Promise.resolve(openStdin()),
+        };
+      }
       case "file": {
+        const expected = once(() => this.#expect(sha256, basename(request.path), request.path));
         // Opened now, so a missing file fails the command before anything is made.
         const first = await openFile(request.path);
         let opened = false;
         return {
           spec,
+          label: spec,
           request,
-          sha256,
+          expected,
           open: () => {
             if (opened) return openFile(request.path);
             opened = true;
@@ -199,24 +275,62 @@ export class Planner {
           },
         };
       }
-      case "url":
-        return { spec, request, sha256, open: (s, p) => this.#openUrl(request.url, sha256, s, p) };
+      case "url": {
+        const url = request.url;
+        const expected = once(() => this.#expect(sha256, urlFileName(url), url));
+        return {
+          spec,
+          label: redactUrl(url),
+          request,
+          expected,
+          open: async (s, p) => this.#openUrl(url, (await expected()).sha256, s, p),
+        };
+      }
       default: {
         const download = resolve(await this.catalog(), request, await this.platform(), {
           prereleases: this.settings.prereleases,
         });
-        const expected = sha256 ?? download.sha256 ?? undefined;
         const url = mirrorUrl(download, this.settings.mirror);
+        const expected = once(() =>
+          this.#expect(sha256, urlFileName(url), url, download.sha256 ?? undefined)
+        );
         return {
           spec,
+          label: spec,
           request,
           download,
-          sha256: expected,
           foreign: await this.foreign(),
-          open: (s, p) => this.#openUrl(url, expected, s, p),
+          expected,
+          open: async (s, p) => this.#openUrl(url, (await expected()).sha256, s, p),
         };
       }
     }
+  }
+
+  /**
+   * The digest for an archive named `name` at `location`: `--sha256`, else the catalog's
+   * (of the resolved download, or of the entry with that file name), else the one the
+   * `SHA256SUMS` beside it lists.
+   */
+  async #expect(
+    option: string | undefined,
+    name: string,
+    location: string,
+    fromCatalog?: string,
+  ): Promise<Expected> {
+    if (option) return { sha256: option, verified: "option" };
+    const catalog = fromCatalog ?? (name ? (await this.#namedDigests()).get(name) : undefined);
+    if (catalog) return { sha256: catalog, verified: "catalog" };
+    if (!name) return { verified: "none", reason: "it has no file name to look up" };
+    const sums = await sha256SumsBeside(location, name, {
+      ...this.#download,
+      offline: this.settings.offline,
+    });
+    if (sums.sha256) return { sha256: sums.sha256, verified: "sha256sums" };
+    return {
+      verified: "none",
+      reason: `no digest for ${name} in the catalog, and ${sums.where}: ${sums.missing}`,
+    };
   }
 
   async #openUrl(
@@ -235,7 +349,7 @@ export class Planner {
     });
     return {
       stream: opened.stream,
-      label: decodeURIComponent(basename(new URL(url).pathname)),
+      label: urlFileName(url) || redactUrl(url),
       size: opened.size,
       fromCache: opened.fromCache,
       commit: () => opened.commit(),

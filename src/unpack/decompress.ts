@@ -85,6 +85,13 @@ export async function decompress(
         "python-build-standalone archives are .tar.gz or .tar.zst; recompress with gzip or zstd",
     });
   }
+  if (format === "tar" && looksLikeHtml(first)) {
+    await reader.cancel();
+    throw new ArchiveError(
+      `Cannot read archive ${label}: not an archive but an HTML page (a directory listing, or an error or login page)`,
+      { hint: "give the URL of the .tar.gz or .tar.zst file itself, not of its folder" },
+    );
+  }
   if (format === "tar" && !looksLikeTar(first)) {
     await reader.cancel();
     throw new ArchiveError(`Cannot read archive ${label}: it is not a gzip, zstd or tar archive`, {
@@ -115,6 +122,12 @@ function looksLikeTar(head: Uint8Array): boolean {
   if (block.every((b) => b === 0)) return true;
   const checksum = new TextDecoder().decode(block.subarray(148, 156));
   return /^[ \0]*[0-7]+[ \0]*$/.test(checksum);
+}
+
+/** A web page where an archive was expected: `<!DOCTYPE html>`, `<html>`, `<h1>`… */
+function looksLikeHtml(head: Uint8Array): boolean {
+  const text = new TextDecoder().decode(head.subarray(0, 256)).trimStart().toLowerCase();
+  return /^<(!doctype html|html|head|body|h1|title|pre|\?xml)\b/.test(text);
 }
 
 function zstdDecompressor(): Transform {

@@ -137,7 +137,7 @@ Deno.test("compile exits 1 and lists each failed file even with --quiet; a missi
 Deno.test("install of a text file or random bytes says it is not a gzip, zstd or tar archive", async () => {
   await withHome(async (home, dir) => {
     const text = join(home, "page.tar.gz");
-    await Deno.writeTextFile(text, "<html><body>404 Not Found</body></html>\n".repeat(40));
+    await Deno.writeTextFile(text, "404 Not Found: no such release\n".repeat(40));
     const random = join(home, "noise.tar.zst");
     await Deno.writeFile(random, crypto.getRandomValues(new Uint8Array(4096)));
     for (const path of [text, random]) {

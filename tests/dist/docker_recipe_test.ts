@@ -10,7 +10,7 @@ import { permissionFlags } from "../../scripts/permissions.ts";
 import { PBS_PREFIX } from "../../src/resolve/catalog.ts";
 import { cliEnv, ROOT } from "../support/cli.ts";
 import { fixtures } from "../support/fixtures.ts";
-import { startFaultServer } from "../support/fault_server.ts";
+import { startNginx } from "../support/nginx.ts";
 
 const fx = await fixtures();
 
@@ -28,8 +28,8 @@ export function builderRuns(dockerfile: string): string[] {
 async function prepare(tmp: string) {
   // A mirror folder in PBS's release layout and a one-entry catalog in uv's format.
   const name = basename(fx.gz);
-  await Deno.mkdir(join(tmp, "mirror", "20240107"), { recursive: true });
-  await Deno.copyFile(fx.gz, join(tmp, "mirror", "20240107", name));
+  await Deno.mkdir(join(tmp, "mirror", "20991231"), { recursive: true });
+  await Deno.copyFile(fx.gz, join(tmp, "mirror", "20991231", name));
   const [major, minor, patch] = fx.version.split(".").map(Number);
   const catalog = {
     [`cpython-${fx.version}-linux-x86_64-gnu`]: {
@@ -41,10 +41,10 @@ async function prepare(tmp: string) {
       minor,
       patch,
       prerelease: "",
-      url: `${PBS_PREFIX}20240107/${encodeURIComponent(name)}`,
+      url: `${PBS_PREFIX}20991231/${encodeURIComponent(name)}`,
       sha256: fx.sha256[fx.gz],
       variant: null,
-      build: "20240107",
+      build: "20991231",
     },
   };
   await Deno.writeTextFile(join(tmp, "catalog.json"), JSON.stringify(catalog));
@@ -83,9 +83,10 @@ async function runRecipe(file: string, tmp: string, mirror: string): Promise<Den
 Deno.test("the Dockerfile's builder stage installs a compiled Python into /opt/python", async () => {
   const tmp = await Deno.makeTempDir({ prefix: "pyprime-docker-" });
   await prepare(tmp);
-  // Served over loopback HTTP, as a release host would: the cache mount keeps the archive.
-  const server = await startFaultServer({ root: join(tmp, "mirror") });
-  const out = await runRecipe("Dockerfile", tmp, server.url).finally(() => server.close());
+  // Served by nginx over loopback HTTP, as a release host would: the cache mount keeps
+  // the archive.
+  const server = await startNginx({ root: join(tmp, "mirror") });
+  const out = await runRecipe("Dockerfile", tmp, server.url).finally(() => server.stop());
   assertEquals(out.code, 0, new TextDecoder().decode(out.stderr));
   const opt = join(tmp, "opt", "python");
   const run = await new Deno.Command(join(opt, "bin", "python3"), {

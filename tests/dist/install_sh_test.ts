@@ -9,6 +9,7 @@ import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { hostTarget } from "../../scripts/compile.ts";
+import { makeCa, type TestCa } from "../support/tls.ts";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const SCRIPT_PATH = join(ROOT, "scripts", "install.sh");
@@ -71,6 +72,8 @@ interface Release {
   sums?: string;
   /** Leave the binary out of the release (a 404), but keep its SHA256SUMS line. */
   omitBinary?: boolean;
+  /** Serve over HTTPS with this CA's server certificate. */
+  tls?: TestCa;
 }
 
 function standIn(log: string): string {
@@ -92,7 +95,12 @@ async function withSandbox(release: Release, fn: (box: Sandbox) => Promise<void>
     for (const f of files) await Deno.writeTextFile(join(dir, f), binary);
   }
   const requests: Request[] = [];
-  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (req) => {
+  const tls = release.tls && {
+    cert: await Deno.readTextFile(release.tls.cert),
+    key: await Deno.readTextFile(release.tls.key),
+  };
+  const listen = { hostname: "127.0.0.1", port: 0, onListen() {}, ...tls };
+  const server = Deno.serve(listen, async (req) => {
     const path = new URL(req.url).pathname;
     requests.push({ path, agent: req.headers.get("user-agent") ?? "" });
     const name = decodeURIComponent(path.slice(1));
@@ -103,7 +111,7 @@ async function withSandbox(release: Release, fn: (box: Sandbox) => Promise<void>
       return new Response("not found", { status: 404 });
     }
   });
-  const url = `http://127.0.0.1:${server.addr.port}/`;
+  const url = `${tls ? "https" : "http"}://127.0.0.1:${server.addr.port}/`;
   try {
     await fn({ root, home, tmp, release: dir, log, url, binary, requests });
   } finally {
@@ -246,6 +254,46 @@ for (const shell of SHELLS) {
       assert.deepEqual(list(box.home), [".local"], "no profile edits without --modify-path");
     });
   });
+
+  Deno.test(
+    t("downloads over HTTPS from an internal CA given in SSL_CERT_FILE / SSL_CERT_DIR"),
+    async () => {
+      const caDir = await Deno.makeTempDir({ prefix: "pyprime-install-sh-ca-" });
+      try {
+        const ca = await makeCa(caDir);
+        const certs = join(caDir, "certs");
+        await Deno.mkdir(certs);
+        // OpenSSL's folder layout: the subject hash as the name.
+        const hash = await new Deno.Command("openssl", {
+          args: ["x509", "-noout", "-subject_hash", "-in", ca.caCert],
+          stdout: "piped",
+        }).output();
+        const name = `${new TextDecoder().decode(hash.stdout).trim()}.0`;
+        await Deno.copyFile(ca.caCert, join(certs, name));
+        await withSandbox({ tls: ca }, async (box) => {
+          assert.ok(box.url.startsWith("https://"));
+          for (const tool of ["curl", "wget"]) {
+            const tools = await toolDir(box, [...BASE_TOOLS, tool, "sha256sum"]);
+            const untrusted = await runInstaller(shell, box, [], { path: tools });
+            assert.equal(untrusted.code, 1, `${tool} trusted an unknown CA`);
+            assert.match(untrusted.stderr, /^error: cannot download https:/m);
+            assertNothingInstalled(box);
+            const envs: Record<string, string>[] = [{ SSL_CERT_FILE: ca.caCert }, {
+              SSL_CERT_DIR: certs,
+            }];
+            for (const env of envs) {
+              const ran = await runInstaller(shell, box, [], { path: tools, env });
+              assert.equal(ran.code, 0, `${tool} ${JSON.stringify(env)}: ${ran.stderr}`);
+              await assertInstalled(box);
+              await Deno.remove(join(box.home, ".local"), { recursive: true });
+            }
+          }
+        });
+      } finally {
+        await Deno.remove(caDir, { recursive: true });
+      }
+    },
+  );
 
   Deno.test(t("installs with wget when curl is missing"), async () => {
     await withSandbox({}, async (box) => {

@@ -7,8 +7,8 @@ import { NetworkError } from "../../src/fetch/network_error.ts";
 import { ChecksumMismatchError, PyprimeError } from "../../src/errors.ts";
 import { type FaultScript, type FaultServer, startFaultServer } from "../support/fault_server.ts";
 
-const NAME = "cpython-3.12.1+20240107-x86_64-unknown-linux-gnu-install_only.tar.gz";
-const PATH = `/20240107/${encodeURIComponent(NAME)}`;
+const NAME = "cpython-3.12.1+20991231-x86_64-unknown-linux-gnu-install_only.tar.gz";
+const PATH = `/20991231/${encodeURIComponent(NAME)}`;
 /** Big enough for several chunks per response, small enough to stay fast. */
 const SIZE = 300_000;
 const FAST: DownloadOptions = { retries: 3, backoffMs: 5, idleTimeoutMs: 2_000 };
@@ -61,8 +61,8 @@ async function withMirror(
 ): Promise<void> {
   const root = await Deno.makeTempDir({ prefix: "pyprime_download_test_" });
   const data = bytesOf(SIZE);
-  await Deno.mkdir(join(root, "20240107"));
-  await Deno.writeFile(join(root, "20240107", NAME), data);
+  await Deno.mkdir(join(root, "20991231"));
+  await Deno.writeFile(join(root, "20991231", NAME), data);
   const server = await startFaultServer({ root, faults: fault ? { [PATH]: fault } : {} });
   try {
     await fn({ server, root, url: `${server.url}${PATH}`, data });
@@ -120,7 +120,7 @@ Deno.test("openUrl fails restartable without range support; a fresh start gets t
     const first = await drain((await openUrl(url, FAST)).stream);
     assert.ok(first.error instanceof NetworkError);
     assert.equal(first.error.restartable, true);
-    assert.match(first.error.message, /^Cannot download http:\/\/127\.0\.0\.1:\d+\/20240107\//);
+    assert.match(first.error.message, /^Cannot download http:\/\/127\.0\.0\.1:\d+\/20991231\//);
     assert.match(first.error.message, /the server cannot resume/);
     assert.deepEqual(first.bytes, data.subarray(0, first.bytes.byteLength), "a clean prefix");
     assert.equal(server.requests.length, 1, "no Range request to a server without ranges");
@@ -144,7 +144,7 @@ Deno.test("openUrl fails restartable when a resumed request gets 200 instead of 
 
 Deno.test("openUrl fails restartable when the file changed between attempts (If-Range)", async () => {
   await withMirror({ cutAt: 0.5, times: 1 }, async ({ url, root, data }) => {
-    const replace = () => Deno.writeFileSync(join(root, "20240107", NAME), bytesOf(SIZE + 1, 99));
+    const replace = () => Deno.writeFileSync(join(root, "20991231", NAME), bytesOf(SIZE + 1, 99));
     const { bytes, error } = await drain(
       (await openUrl(url, { ...FAST, onRetry: replace })).stream,
     );
@@ -378,7 +378,7 @@ Deno.test("openUrl tees into the cache, commit moves it in place, then it is ser
     assert.equal(sha256(read.bytes), sha256(data));
     const parts = [...Deno.readDirSync(cacheDir)].map((e) => e.name);
     assert.equal(parts.length, 1);
-    assert.match(parts[0], /^\.cpython-3\.12\.1\+20240107-.*\.tar\.gz\.[0-9a-f]+\.part$/);
+    assert.match(parts[0], /^\.cpython-3\.12\.1\+20991231-.*\.tar\.gz\.[0-9a-f]+\.part$/);
     await first.commit();
     assert.deepEqual([...Deno.readDirSync(cacheDir)].map((e) => e.name), [NAME]);
     assert.deepEqual(await Deno.readFile(join(cacheDir, NAME)), data);
@@ -530,7 +530,7 @@ Deno.test("fault server answers ranges, 416, HEAD and refuses paths outside its 
     assert.equal(whole.response.headers.get("accept-ranges"), null);
     assert.equal(whole.bytes.byteLength, SIZE);
 
-    for (const path of ["/%2e%2e/etc/passwd", "/20240107/..%2f..%2fx", "/", "/20240107"]) {
+    for (const path of ["/%2e%2e/etc/passwd", "/20991231/..%2f..%2fx", "/", "/20991231"]) {
       const outside = await get(`${server.url}${path}`);
       assert.equal(outside.response.status, 404, path);
     }

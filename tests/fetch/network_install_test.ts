@@ -1,6 +1,7 @@
 /**
  * End-to-end tests of `pyprime install REQUEST` through a catalog in uv's format,
- * mirrors (loopback HTTP with injected faults, `file://`, a plain folder), the
+ * mirrors (Debian's nginx on loopback; the Deno fault server for cuts, stalls, 5xx and
+ * lying lengths; `file://`; a plain folder), the
  * download cache, `--offline`, a network namespace with no network, and the
  * everyday commands (`list`, `find`, `uninstall`) over what was installed.
  *
@@ -18,12 +19,18 @@ import { DOWNLOAD_ENV } from "../../src/resolve/plan.ts";
 import { minorDirName } from "../../src/install/minor_links.ts";
 import { assert, assertEquals, assertMatch, assertNotMatch } from "../support/assert.ts";
 import { cliEnv, type CliResult, decodeOutput, ROOT } from "../support/cli.ts";
-import { type FaultScript, type FaultServer, startFaultServer } from "../support/fault_server.ts";
+import {
+  type FaultScript,
+  type FaultServer,
+  type RequestLog,
+  startFaultServer,
+} from "../support/fault_server.ts";
 import { debianFixtures, fixtures } from "../support/fixtures.ts";
 import { listTree, names } from "../support/helpers.ts";
+import { startNginx } from "../support/nginx.ts";
 
 const fx = await fixtures();
-const BUILD = "20240107";
+const BUILD = "20991231";
 const PLATFORM = "linux-x86_64-gnu";
 const KEY = `cpython-${fx.version}-linux-x86_64-gnu`;
 const ARCHIVE = basename(fx.zst);
@@ -219,6 +226,53 @@ function install(
   );
 }
 
+/** A server and the requests it answered (the fault server's log, or nginx's). */
+interface Served {
+  url: string;
+  requests: RequestLog[];
+  close(): Promise<void>;
+}
+
+/**
+ * Debian's nginx serving `root` (see tests/support/nginx.ts): every test without a
+ * fault runs against a web server people actually run. Its access log is shown in the
+ * fault server's shape; `clear()` forgets the requests so far.
+ */
+async function withMirror<T>(
+  root: string,
+  fn: (server: Served & { clear(): void }) => Promise<T>,
+): Promise<T> {
+  const nginx = await startNginx({ root });
+  let skip = 0;
+  let stopped = false;
+  const log = () =>
+    nginx.requestsSync().map((q): RequestLog => ({
+      method: q.method,
+      path: q.uri,
+      status: q.status,
+      range: q.range || null,
+      ifRange: q.ifRange || null,
+    }));
+  const served = {
+    url: nginx.url,
+    get requests() {
+      return log().slice(skip);
+    },
+    clear: () => skip = log().length,
+    close: async () => {
+      if (stopped) return;
+      stopped = true;
+      await nginx.stop();
+    },
+  };
+  try {
+    return await fn(served);
+  } finally {
+    await served.close();
+  }
+}
+
+/** The Deno fault server, for the faults nginx cannot make (cuts, stalls, lies). */
 async function withServer<T>(
   root: string,
   faults: Record<string, FaultScript>,
@@ -281,7 +335,7 @@ async function assertInstalled(w: World): Promise<void> {
   assertEquals(text, JSON.stringify(fx.version.split(".").map(Number)));
 }
 
-function gets(server: FaultServer, path = ARCHIVE_PATH) {
+function gets(server: Served, path = ARCHIVE_PATH) {
   return server.requests.filter((r) => r.path === path);
 }
 
@@ -290,7 +344,7 @@ function gets(server: FaultServer, path = ARCHIVE_PATH) {
 
 Deno.test("install TAG downloads from an http mirror, compiles, runs and --json reports key and sha256", async () => {
   const w = await world();
-  await withServer(w.mirror, {}, async (server) => {
+  await withMirror(w.mirror, async (server) => {
     const r = await pyprime(w, [
       "install",
       fx.tag,
@@ -328,7 +382,7 @@ Deno.test("install TAG downloads from an http mirror, compiles, runs and --json 
 
 Deno.test("install reads the mirror and catalog from PYPRIME_PYTHON_INSTALL_MIRROR and PYPRIME_CATALOG", async () => {
   const w = await world();
-  await withServer(w.mirror, {}, async (server) => {
+  await withMirror(w.mirror, async (server) => {
     const env = { PYPRIME_PYTHON_INSTALL_MIRROR: `${server.url}/`, PYPRIME_CATALOG: w.catalog };
     const base = ["install", "--platform", PLATFORM, "--install-dir", w.dir, "--no-bin"];
     const exact = await pyprime(w, [...base, fx.version, "--no-compile-bytecode"], env);
@@ -354,7 +408,7 @@ Deno.test("install reads the mirror and catalog from PYPRIME_PYTHON_INSTALL_MIRR
 
 Deno.test("install picks the newest stable version, pre-releases only when asked; 404 names the URL", async () => {
   const w = await world();
-  await withServer(w.mirror, {}, async (server) => {
+  await withMirror(w.mirror, async (server) => {
     const mirror = ["--mirror", server.url];
     // `3` is NEWER, which the mirror lacks: a 404, asked once, naming the URL.
     const newest = await install(w, [String(MAJOR)], mirror);
@@ -363,7 +417,7 @@ Deno.test("install picks the newest stable version, pre-releases only when asked
     assertEquals(server.requests.map((q) => q.status), [404]);
     await assertNothingLeft(w);
 
-    server.requests.length = 0;
+    server.clear();
     const pre = await install(w, [String(MAJOR)], [...mirror, "--prerelease"]);
     assertOneError(pre, re(encodeURIComponent(archiveName(PRE))), /404/);
 
@@ -546,7 +600,7 @@ Deno.test("install with a wrong Content-Length fails cleanly or is caught by the
 Deno.test("install refuses a wrong digest naming both digests; nothing installed or cached", async () => {
   const wrong = "e".repeat(64);
   const w = await world({ sha256: wrong });
-  await withServer(w.mirror, {}, async (server) => {
+  await withMirror(w.mirror, async (server) => {
     const r = await install(w, [fx.tag], ["--mirror", server.url, "--cache-dir", w.cache]);
     assertOneError(r, re(`expected sha256 ${wrong}, got ${fx.sha256[fx.zst]}`), re(ARCHIVE));
     await assertNothingLeft(w);
@@ -557,7 +611,7 @@ Deno.test("install refuses a wrong digest naming both digests; nothing installed
 
 Deno.test("install follows a redirect to a second server", async () => {
   const w = await world();
-  await withServer(w.mirror, {}, async (assets) => {
+  await withMirror(w.mirror, async (assets) => {
     const faults = { [ARCHIVE_PATH]: { redirectTo: `${assets.url}${ARCHIVE_PATH}` } };
     await withServer(w.mirror, faults, async (front) => {
       const r = await install(w, [fx.tag], ["--mirror", front.url]);
@@ -585,7 +639,7 @@ Deno.test("install reads a file:// mirror and a plain folder; --offline allows o
   assertMatch(viaFolder.stderr, re(`Reinstalled ${KEY}`));
   await assertInstalled(w);
 
-  await withServer(w.mirror, {}, async (server) => {
+  await withMirror(w.mirror, async (server) => {
     const offline = await install(w, [fx.tag], [
       "--mirror",
       server.url,
@@ -599,7 +653,7 @@ Deno.test("install reads a file:// mirror and a plain folder; --offline allows o
   await assertInstalled(w);
 
   // A catalog URL is read over the network, which --offline forbids too.
-  await withServer(w.mirror, {}, async (server) => {
+  await withMirror(w.mirror, async (server) => {
     const catalogUrl = `${server.url}/download-metadata.json`;
     const local = ["--mirror", w.mirror, "--reinstall", "--catalog", catalogUrl];
     const offline = await install(w, [fx.tag], [...local, "--offline"]);
@@ -620,7 +674,7 @@ Deno.test("install reads a file:// mirror and a plain folder; --offline allows o
 
 Deno.test("install keeps the download in --cache-dir and installs from it with the server gone", async () => {
   const w = await world();
-  await withServer(w.mirror, {}, async (server) => {
+  await withMirror(w.mirror, async (server) => {
     const r = await install(w, [fx.tag], ["--mirror", server.url, "--cache-dir", w.cache]);
     assertEquals(r.code, 0, r.stderr);
     assertEquals(await names(w.cache), [ARCHIVE]);
@@ -662,7 +716,7 @@ Deno.test("install works air-gapped: inside a network namespace from a file:// m
   );
   const w = await world();
   const unshare = ["unshare", "-n"];
-  await withServer(w.mirror, {}, async (server) => {
+  await withMirror(w.mirror, async (server) => {
     // The namespace really has no network: the loopback server outside is unreachable.
     const cut = await install(w, [fx.tag], ["--mirror", server.url], {
       [DOWNLOAD_ENV.retries]: "1",
@@ -693,7 +747,7 @@ Deno.test("install works air-gapped: inside a network namespace from a file:// m
 
 Deno.test("install of two requests keeps the one that worked and names the 404 of the other", async () => {
   const w = await world();
-  await withServer(w.mirror, {}, async (server) => {
+  await withMirror(w.mirror, async (server) => {
     const r = await install(w, [fx.tag, `${MAJOR}.${MINOR + 1}`], ["--mirror", server.url]);
     assertEquals(r.code, 1, r.stderr);
     const errors = r.stderr.split("\n").filter((l) => l.startsWith("error: "));
@@ -723,7 +777,7 @@ async function otherFixture(): Promise<{ archive: string; key: string }> {
 Deno.test("install of a version and an archive path installs both in one command", async () => {
   const other = await otherFixture();
   const w = await world();
-  await withServer(w.mirror, {}, async (server) => {
+  await withMirror(w.mirror, async (server) => {
     const r = await install(w, [fx.tag, other.archive], ["--mirror", server.url, "--json"]);
     assertEquals(r.code, 0, r.stderr);
     const outcomes = JSON.parse(r.stdout);
@@ -745,7 +799,7 @@ Deno.test("install of a version and an archive path installs both in one command
 
 Deno.test("install of the same Python twice in one command installs it once", async () => {
   const w = await world();
-  await withServer(w.mirror, {}, async (server) => {
+  await withMirror(w.mirror, async (server) => {
     const r = await install(w, [fx.tag, fx.zst], ["--mirror", server.url, "--json"]);
     assertEquals(r.code, 0, r.stderr);
     const statuses = JSON.parse(r.stdout).map((o: { status: string }) => o.status);
@@ -757,10 +811,10 @@ Deno.test("install of the same Python twice in one command installs it once", as
 
 Deno.test("install of an installed version says so and sends no request", async () => {
   const w = await world();
-  await withServer(w.mirror, {}, async (server) => {
+  await withMirror(w.mirror, async (server) => {
     const first = await install(w, [fx.tag], ["--mirror", server.url]);
     assertEquals(first.code, 0, first.stderr);
-    server.requests.length = 0;
+    server.clear();
     const again = await install(w, [fx.tag, KEY], ["--mirror", server.url, "--json"]);
     assertEquals(again.code, 0, again.stderr);
     assertMatch(again.stderr, re(`${KEY} is already installed`));
@@ -784,7 +838,7 @@ Deno.test("install of an installed x86_64_v3 key sends no request", async () => 
   const v3 = `cpython-${fx.version}-linux-x86_64_v3-gnu`;
   const extra = { [v3]: uvEntry(fx.version, pbsUrl(ARCHIVE), fx.sha256[fx.zst], "x86_64", "v3") };
   const w = await world({ extra });
-  await withServer(w.mirror, {}, async (server) => {
+  await withMirror(w.mirror, async (server) => {
     const v3Platform = ["--mirror", server.url, "--platform", "linux-x86_64_v3-gnu", "--json"];
     const first = await install(w, [v3], v3Platform);
     assertEquals(first.code, 0, first.stderr);
@@ -913,7 +967,7 @@ Deno.test("list, find and uninstall over installed and catalog Pythons, in text 
 
 Deno.test("install interrupted while installing from the cache keeps the cached archive", async () => {
   const w = await world();
-  await withServer(w.mirror, {}, async (server) => {
+  await withMirror(w.mirror, async (server) => {
     const first = await install(w, [fx.tag], ["--mirror", server.url, "--cache-dir", w.cache]);
     assertEquals(first.code, 0, first.stderr);
   });

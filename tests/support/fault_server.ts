@@ -9,7 +9,7 @@
  * ```ts
  * const server = await startFaultServer({
  *   root: fixturesDir,
- *   faults: { "/20240107/cpython.tar.gz": { cutAt: 0.5, times: 1 } },
+ *   faults: { "/20991231/cpython.tar.gz": { cutAt: 0.5, times: 1 } },
  * });
  * try {
  *   // PYPRIME_PYTHON_INSTALL_MIRROR=server.url
@@ -54,7 +54,7 @@ export interface FaultScript {
 export interface RequestLog {
   /** HTTP method. */
   method: string;
-  /** Decoded-as-received URL path, e.g. `/20240107/x.tar.gz`. */
+  /** Decoded-as-received URL path, e.g. `/20991231/x.tar.gz`. */
   path: string;
   /** The status the server answered. */
   status: number;
