@@ -9,6 +9,7 @@ import { basename, join } from "node:path";
 import { BUILD_DATE } from "../../scripts/build_fixtures.ts";
 import { PBS_PREFIX } from "../../src/resolve/catalog.ts";
 import { DOWNLOAD_ENV } from "../../src/resolve/plan.ts";
+import { minorDirName } from "../../src/install/minor_links.ts";
 import { assertEquals, assertMatch } from "./assert.ts";
 import { type CliResult, runCli } from "./cli.ts";
 import { fixtures } from "./fixtures.ts";
@@ -126,7 +127,11 @@ export function assertOneError(r: CliResult, ...patterns: RegExp[]): string {
 
 /** The installation of KEY is there and its interpreter runs. */
 export async function assertInstalled(w: World): Promise<void> {
-  assertEquals((await names(w.dir)).filter((n) => !n.startsWith(".")), [KEY]);
+  // The installation and its minor-version link.
+  assertEquals(
+    (await names(w.dir)).filter((n) => !n.startsWith(".")),
+    [KEY, minorDirName(KEY)!].sort(),
+  );
   assertEquals(await names(join(w.dir, ".staging")), []);
   const out = await new Deno.Command(join(w.dir, KEY, "bin", "python3"), {
     args: ["-I", "-c", "import sys; print('%d.%d.%d' % sys.version_info[:3])"],
