@@ -144,6 +144,10 @@ function buildProgram(run: (code: Promise<number> | number) => void): Command {
       .option("--catalog <file-or-url>", "use this download catalog [env: PYPRIME_CATALOG]")
       .option("--platform <os-arch-libc>", "install for another platform, e.g. linux-aarch64-gnu")
       .option("--prerelease", "allow pre-releases for version requests")
+      .option(
+        "--x86-64-level <level>",
+        "x86-64 build level: 1 (baseline, default), 2, 3, 4 or auto [env: PYPRIME_X86_64_LEVEL]",
+      )
       .option("--bin-dir <dir>", "where executables are linked [env: PYPRIME_PYTHON_BIN_DIR]")
       .option("--no-bin", "do not link executables")
       .option("--default", "also link python3 and python")
@@ -173,6 +177,7 @@ function buildProgram(run: (code: Promise<number> | number) => void): Command {
             catalog: flags.catalog ?? env("PYPRIME_CATALOG"),
             platform: flags.platform,
             prereleases: flags.prerelease,
+            x86_64Level: flags.x8664Level,
           },
           binDir: flags.binDir,
           noBin: flags.bin === false,
@@ -213,10 +218,14 @@ function buildProgram(run: (code: Promise<number> | number) => void): Command {
     .option("--only-available", "only downloads from the catalog")
     .option("--all-platforms", "downloads for every platform")
     .option("--catalog <file-or-url>", "use this download catalog [env: PYPRIME_CATALOG]")
+    .option("--x86-64-level <level>", "x86-64 build level: 1 (default), 2, 3, 4 or auto")
     .action((request: string | undefined, flags, cmd: Command) => {
       const catalog = flags.catalog ?? env("PYPRIME_CATALOG");
       const out = outputFor(cmd.optsWithGlobals());
-      run(manage().then(({ runList }) => runList(request, { ...flags, catalog }, out)));
+      const x86_64Level = flags.x8664Level;
+      run(
+        manage().then(({ runList }) => runList(request, { ...flags, catalog, x86_64Level }, out)),
+      );
     });
 
   program.command("find")

@@ -9,6 +9,7 @@ import { loadCatalog } from "../resolve/catalog.ts";
 import { matching } from "../resolve/match.ts";
 import { PyprimeError } from "../errors.ts";
 import { detectPlatform } from "../resolve/platform.ts";
+import { withX86_64Level, x86_64LevelSetting } from "../resolve/x86_64_level.ts";
 import { matchesInstalled, parseRequest } from "../resolve/request.ts";
 import { prepareInstallDir, removeTree, withInstallLock } from "../install/install.ts";
 import { installDir, installedKeys, interpreterPath, STAGING_DIR } from "../install/layout.ts";
@@ -54,6 +55,8 @@ export interface ListOptions extends ManageOptions {
   allPlatforms?: boolean;
   /** `--catalog`. */
   catalog?: string;
+  /** `--x86-64-level`; else `PYPRIME_X86_64_LEVEL`, else the baseline. */
+  x86_64Level?: string;
 }
 
 /** One row of `pyprime list`: installed (with a path) or available (with a URL). */
@@ -82,7 +85,9 @@ export async function runList(request: string | undefined, options: ListOptions,
   }
   if (!options.onlyInstalled) {
     const catalog = await loadCatalog(options.catalog);
-    const platform = options.allPlatforms ? undefined : await detectPlatform();
+    const platform = options.allPlatforms
+      ? undefined
+      : withX86_64Level(await detectPlatform(), x86_64LevelSetting(options.x86_64Level));
     const installed = new Set(rows.map((r) => r.key));
     const wanted = parseRequest(request ?? ">=3");
     for (const d of matching(catalog, wanted, platform, { unique: true })) {

@@ -11,6 +11,7 @@ import { mirrorUrl, resolve } from "./match.ts";
 import { type DownloadOptions, openUrl } from "../fetch/download.ts";
 import type { ArchiveSource } from "../fetch/source.ts";
 import { detectPlatform, parsePlatformOverride, type Platform } from "./platform.ts";
+import { withX86_64Level, type X86_64Level, x86_64LevelSetting } from "./x86_64_level.ts";
 import { parseRequest, type PythonRequest } from "./request.ts";
 import { openFile, openStdin } from "../fetch/source.ts";
 import { envValue } from "../env.ts";
@@ -94,6 +95,8 @@ export interface PlanSettings {
   offline?: boolean;
   /** Allow pre-releases for plain version requests. */
   prereleases?: boolean;
+  /** `--x86-64-level`; else `PYPRIME_X86_64_LEVEL`, else the baseline (1). */
+  x86_64Level?: string;
   /**
    * Download tuning passed through (retries, backoff, timeouts, logging); what is
    * left unset here comes from {@link DOWNLOAD_ENV}, then the download defaults.
@@ -129,10 +132,12 @@ export class Planner {
   #platform?: Promise<Platform>;
   #host?: Promise<Platform>;
   readonly #download: DownloadTuning;
+  readonly #level: X86_64Level;
 
-  /** Creates a planner for `settings`; throws when a {@link DOWNLOAD_ENV} variable is malformed. */
+  /** Creates a planner for `settings`; throws when a {@link DOWNLOAD_ENV} variable or the x86-64 level is malformed. */
   constructor(readonly settings: PlanSettings) {
     this.#download = { ...downloadTuningFromEnv(), ...definedOnly(settings.download) };
+    this.#level = x86_64LevelSetting(settings.x86_64Level);
   }
 
   /** The catalog in force (embedded unless `--catalog`); `--offline` refuses an http(s) one. */
@@ -152,11 +157,11 @@ export class Planner {
     return loadCatalog(source);
   }
 
-  /** The target platform (`--platform`, else detected). */
+  /** The target platform (`--platform`, else detected, at the x86-64 level asked for). */
   platform(): Promise<Platform> {
     return this.#platform ??= this.settings.platform
       ? Promise.resolve(parsePlatformOverride(this.settings.platform))
-      : detectPlatform();
+      : detectPlatform().then((p) => withX86_64Level(p, this.#level));
   }
 
   /** True when `--platform` names a machine whose interpreters cannot run on this one. */
