@@ -145,6 +145,10 @@ function buildProgram(run: (code: Promise<number> | number) => void): Command {
       .option("--platform <os-arch-libc>", "install for another platform, e.g. linux-aarch64-gnu")
       .option("--prerelease", "allow pre-releases for version requests")
       .option(
+        "--refresh",
+        "refresh the catalog from the versions feed now [env: PYPRIME_VERSIONS_URL]",
+      )
+      .option(
         "--x86-64-level <level>",
         "x86-64 build level: 1 (baseline, default), 2, 3, 4 or auto [env: PYPRIME_X86_64_LEVEL]",
       )
@@ -177,6 +181,7 @@ function buildProgram(run: (code: Promise<number> | number) => void): Command {
             catalog: flags.catalog ?? env("PYPRIME_CATALOG"),
             platform: flags.platform,
             prereleases: flags.prerelease,
+            refresh: flags.refresh,
             x86_64Level: flags.x8664Level,
           },
           binDir: flags.binDir,
@@ -219,6 +224,8 @@ function buildProgram(run: (code: Promise<number> | number) => void): Command {
     .option("--all-platforms", "downloads for every platform")
     .option("--catalog <file-or-url>", "use this download catalog [env: PYPRIME_CATALOG]")
     .option("--x86-64-level <level>", "x86-64 build level: 1 (default), 2, 3, 4 or auto")
+    .option("--offline", "do not refresh the catalog from the versions feed")
+    .option("--refresh", "refresh the catalog from the versions feed now")
     .action((request: string | undefined, flags, cmd: Command) => {
       const catalog = flags.catalog ?? env("PYPRIME_CATALOG");
       const out = outputFor(cmd.optsWithGlobals());
@@ -264,6 +271,8 @@ function buildProgram(run: (code: Promise<number> | number) => void): Command {
     .option("--install-dir <dir>", "where installations live")
     .option("--bin-dir <dir>", "where executables are linked")
     .option("--catalog <file-or-url>", "use this download catalog [env: PYPRIME_CATALOG]")
+    .option("--offline", "do not refresh the catalog from the versions feed")
+    .option("--refresh", "refresh the catalog from the versions feed now")
     .action((flags, cmd: Command) => {
       const catalog = flags.catalog ?? env("PYPRIME_CATALOG");
       const out = outputFor(cmd.optsWithGlobals());

@@ -147,6 +147,7 @@ async function installAll(
   out: Output,
 ): Promise<number> {
   const planner = new Planner({
+    note: (message) => out.warn(message),
     ...options.plan,
     download: {
       ...options.plan?.download,

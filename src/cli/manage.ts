@@ -5,7 +5,7 @@
  */
 import { join } from "node:path";
 import { binDir, syncLinks } from "../install/bin_links.ts";
-import { loadCatalog } from "../resolve/catalog.ts";
+import { catalogWithFeed } from "../resolve/feed.ts";
 import { matching } from "../resolve/match.ts";
 import { PyprimeError } from "../errors.ts";
 import { detectPlatform } from "../resolve/platform.ts";
@@ -55,6 +55,10 @@ export interface ListOptions extends ManageOptions {
   allPlatforms?: boolean;
   /** `--catalog`. */
   catalog?: string;
+  /** `--offline` / `--refresh` for the versions feed. */
+  offline?: boolean;
+  /** `--refresh`. */
+  refresh?: boolean;
   /** `--x86-64-level`; else `PYPRIME_X86_64_LEVEL`, else the baseline. */
   x86_64Level?: string;
 }
@@ -84,7 +88,12 @@ export async function runList(request: string | undefined, options: ListOptions,
     );
   }
   if (!options.onlyInstalled) {
-    const catalog = await loadCatalog(options.catalog);
+    const catalog = await catalogWithFeed({
+      catalog: options.catalog,
+      offline: options.offline,
+      refresh: options.refresh,
+      note: (message) => out.warn(message),
+    });
     const platform = options.allPlatforms
       ? undefined
       : withX86_64Level(await detectPlatform(), x86_64LevelSetting(options.x86_64Level));

@@ -5,7 +5,7 @@
  * @module
  */
 import { binDir, onPath } from "../install/bin_links.ts";
-import { loadCatalog } from "../resolve/catalog.ts";
+import { catalogWithFeed } from "../resolve/feed.ts";
 import { catalogAgeDays } from "../resolve/match.ts";
 import { installDir, installedKeys } from "../install/layout.ts";
 import type { Output } from "./output.ts";
@@ -46,10 +46,16 @@ export interface SelfCheck {
  */
 export async function runSelfCheck(
   version: string,
-  options: { installDir?: string; binDir?: string; catalog?: string },
+  options: {
+    installDir?: string;
+    binDir?: string;
+    catalog?: string;
+    offline?: boolean;
+    refresh?: boolean;
+  },
   out: Output,
 ): Promise<number> {
-  const catalog = await loadCatalog(options.catalog);
+  const catalog = await catalogWithFeed({ ...options, note: (message) => out.warn(message) });
   const dir = installDir(options.installDir);
   const bin = binDir(options.binDir);
   const host = await detectPlatform();

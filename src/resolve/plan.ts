@@ -6,11 +6,12 @@
  * @module
  */
 import { basename } from "node:path";
-import { type Catalog, CatalogError, type Download, loadCatalog } from "./catalog.ts";
+import { type Catalog, CatalogError, type Download } from "./catalog.ts";
 import { mirrorUrl, resolve } from "./match.ts";
 import { type DownloadOptions, openUrl } from "../fetch/download.ts";
 import type { ArchiveSource } from "../fetch/source.ts";
 import { detectPlatform, parsePlatformOverride, type Platform } from "./platform.ts";
+import { catalogWithFeed } from "./feed.ts";
 import { withX86_64Level, type X86_64Level, x86_64LevelSetting } from "./x86_64_level.ts";
 import { parseRequest, type PythonRequest } from "./request.ts";
 import { openFile, openStdin } from "../fetch/source.ts";
@@ -95,6 +96,10 @@ export interface PlanSettings {
   offline?: boolean;
   /** Allow pre-releases for plain version requests. */
   prereleases?: boolean;
+  /** `--refresh`: fetch the versions feed even when the cached copy is fresh. */
+  refresh?: boolean;
+  /** Receives the note when the versions feed is not used as asked. */
+  note?: (message: string) => void;
   /** `--x86-64-level`; else `PYPRIME_X86_64_LEVEL`, else the baseline (1). */
   x86_64Level?: string;
   /**
@@ -154,7 +159,12 @@ export class Planner {
         }),
       );
     }
-    return loadCatalog(source);
+    return catalogWithFeed({
+      catalog: source,
+      offline: this.settings.offline,
+      refresh: this.settings.refresh,
+      note: this.settings.note,
+    });
   }
 
   /** The target platform (`--platform`, else detected, at the x86-64 level asked for). */
