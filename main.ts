@@ -137,7 +137,8 @@ function buildProgram(run: (code: Promise<number> | number) => void): Command {
       .option("--max-path-length <n>", "refuse entries with longer paths")
       .option(
         "--mirror <url>",
-        "python-build-standalone mirror [env: PYPRIME_PYTHON_INSTALL_MIRROR]",
+        "python-build-standalone mirror; repeat to fall back in order [env: PYPRIME_PYTHON_INSTALL_MIRROR]",
+        (value: string, previous?: string[]) => [...(previous ?? []), value],
       )
       .option("--cache-dir <dir>", "keep downloads here and reuse them [env: PYPRIME_CACHE_DIR]")
       .option("--offline", "never use the network")

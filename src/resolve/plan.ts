@@ -7,8 +7,9 @@
  */
 import { basename } from "node:path";
 import { type Catalog, CatalogError, type Download } from "./catalog.ts";
-import { mirrorUrl, resolve } from "./match.ts";
+import { downloadUrls, resolve } from "./match.ts";
 import { type DownloadOptions, openUrl } from "../fetch/download.ts";
+import { NetworkError } from "../fetch/network_error.ts";
 import type { ArchiveSource } from "../fetch/source.ts";
 import { detectPlatform, parsePlatformOverride, type Platform } from "./platform.ts";
 import { catalogWithFeed } from "./feed.ts";
@@ -88,8 +89,8 @@ export interface PlanSettings {
   catalog?: string;
   /** `--platform OS-ARCH-LIBC`. */
   platform?: string;
-  /** `--mirror URL` / `PYPRIME_PYTHON_INSTALL_MIRROR`. */
-  mirror?: string;
+  /** `--mirror URL` (repeatable: tried in order) / `PYPRIME_PYTHON_INSTALL_MIRROR`. */
+  mirror?: string | string[];
   /** `--cache-dir DIR` / `PYPRIME_CACHE_DIR`. */
   cacheDir?: string;
   /** `--offline`. */
@@ -206,17 +207,48 @@ export class Planner {
           prereleases: this.settings.prereleases,
         });
         const expected = sha256 ?? download.sha256 ?? undefined;
-        const url = mirrorUrl(download, this.settings.mirror);
+        const urls = downloadUrls(download, this.settings.mirror);
         return {
           spec,
           request,
           download,
           sha256: expected,
           foreign: await this.foreign(),
-          open: (s, p) => this.#openUrl(url, expected, s, p),
+          open: (s, p) => this.#openFirst(urls, expected, s, p),
         };
       }
     }
+  }
+
+  /**
+   * Opens the first of `urls` that answers. A connection failure, 404 or 5xx (after the
+   * retries of that URL) moves on to the next; anything else, and a checksum mismatch
+   * (found only after the body), fails at once. The last error names every URL tried.
+   */
+  async #openFirst(
+    urls: string[],
+    sha256: string | undefined,
+    signal: AbortSignal,
+    onProgress?: (n: number, total?: number) => void,
+  ): Promise<ArchiveSource> {
+    const failures: NetworkError[] = [];
+    for (const url of urls) {
+      try {
+        return await this.#openUrl(url, sha256, signal, onProgress);
+      } catch (err) {
+        const next = err instanceof NetworkError && !signal.aborted &&
+          (err.status === undefined || err.status === 404 || err.status >= 500);
+        if (!next || urls.length === 1) throw err;
+        failures.push(err);
+      }
+    }
+    const tried = failures.map((f) =>
+      f.message.replace(/^Cannot download (\S+): (.*)$/s, "$1 ($2)")
+    );
+    throw new PyprimeError(`Cannot download from ${tried.join(", nor from ")}`, {
+      cause: failures.at(-1),
+      hint: failures.at(-1)!.hint,
+    });
   }
 
   async #openUrl(
