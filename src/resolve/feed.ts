@@ -29,7 +29,9 @@ export const DEFAULT_VERSIONS_URL =
 export const FEED_TTL_MS = 24 * 3600 * 1000;
 /** Feeds larger than this are refused (the real one is a few MiB). */
 export const FEED_MAX_BYTES = 64 * 1024 * 1024;
-const FEED_TIMEOUT_MS = 15_000;
+const FEED_TIMEOUT_MS = 10_000;
+/** After a failed fetch, the next attempt waits this long (unless `--refresh`). */
+export const FEED_RETRY_MS = 3600 * 1000;
 const FILE = "versions.ndjson";
 
 /** How {@link catalogWithFeed} was asked to behave. */
@@ -228,14 +230,25 @@ export async function catalogWithFeed(options: FeedOptions = {}): Promise<Catalo
       options.note?.(`offline: not refreshing the versions feed; using ${what}`);
     }
   }
-  if (downloads === undefined && !options.offline) {
+  const failedAt = (await Deno.stat(`${path}.failed`).catch(() => undefined))?.mtime;
+  const backOff = !options.refresh && failedAt && Date.now() - failedAt.getTime() < FEED_RETRY_MS;
+  if (downloads === undefined && !options.offline && backOff) {
+    downloads = info ? await readCached() : undefined;
+    const what = downloads ? `the feed cached in ${path} (${age})` : "the embedded catalog";
+    options.note?.(
+      `The versions feed ${url} failed less than 1 h ago; using ${what} (--refresh retries now)`,
+    );
+  } else if (downloads === undefined && !options.offline) {
     try {
       const text = await fetchFeed(url);
       downloads = parseFeed(text);
       age = "just fetched";
       await Deno.mkdir(dir, { recursive: true });
       await writeAtomic(path, text).catch(() => {});
+      await Deno.remove(`${path}.failed`).catch(() => {});
     } catch (err) {
+      await Deno.mkdir(dir, { recursive: true }).catch(() => {});
+      await Deno.writeTextFile(`${path}.failed`, `${(err as Error).message}\n`).catch(() => {});
       downloads = info ? await readCached() : undefined;
       const what = downloads ? `the feed cached in ${path} (${age})` : "the embedded catalog";
       options.note?.(

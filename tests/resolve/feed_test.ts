@@ -89,6 +89,20 @@ Deno.test("install VERSION finds a release newer than the embedded catalog in th
     assertEquals(hostile.code, 0, hostile.stderr);
     assertEquals(hostile.stderr.match(/versions feed/g)?.length, 1, hostile.stderr);
     assertMatch(hostile.stdout, /cpython-3\.14\.10-linux-x86_64-gnu/);
+    // Past the TTL the feed is asked for again, unless it failed less than an hour ago.
+    const cached = join(home, "cache", "pyprime", "versions.ndjson");
+    const old = new Date(Date.now() - 48 * 3600e3);
+    await Deno.utime(cached, old, old);
+    let n = feedRequests;
+    const backedOff = await runCli(["list", "--only-available", "3.14.10"], { env });
+    assertEquals(feedRequests, n);
+    assertMatch(backedOff.stderr, /failed less than 1 h ago; using the feed cached/);
+    await Deno.remove(`${cached}.failed`);
+    feed = release(`${base}/20261120/${NAME}`, fx.sha256[fx.gz]) + "\n";
+    n = feedRequests;
+    const expired = await runCli(["list", "--only-available", "3.14.10"], { env });
+    assertEquals(feedRequests, n + 1, expired.stderr);
+    assertEquals(expired.stderr, "");
     // A huge feed is cut off at the cap; offline never asks.
     feed = " ".repeat(65 * 1024 * 1024);
     const huge = await runCli(["list", "--only-available", "--refresh", "3.14.10"], { env });
