@@ -49,16 +49,17 @@
  *   `FLAG_REF` only there and every later reference number shifted: all 555 files
  *   differed from `py_compile`. Before 3.15 the worker holds a second reference while
  *   marshalling (3.15's `py_compile` has refcount 1, like the worker). PEP 649's
- *   deferred annotations (`__annotate__` code objects) and PEP 750's t-strings brought
+ *   deferred annotations (`__annotate__` code objects) and PEP 750's t-strings (the stdlib and a crafted file) brought
  *   no history dependence: output is byte-identical across job counts and orders.
  * The price: a `.pyc` can differ from a fresh `py_compile` run in those bits
  * (interned flag of one-character strings, frozenset sharing); they unmarshal to
  * equal code objects. Per version (stdlib vs a fresh single-file `py_compile`):
  * 3.12.1: 9 of 686 files (8 interning, `ftplib.py` frozenset sharing); 3.14.10: 3 of
- * 555 (`functools`, `inspect`, `weakref`: a nested qualname such as
- * `cmp_to_key.<locals>.K` marshalled as interned, because `py_compile` imported those
- * modules before compiling them); 3.15.2: 2 of 594 (`functools` the same,
- * `webbrowser.py` frozenset sharing).
+ * 555 (`functools`, `inspect`, `weakref`: a nested class's qualname constant such as
+ * `cmp_to_key.<locals>.K` marshalled as interned by the worker, not by `py_compile`; the
+ * same whatever the job count and order, so not history-dependent; not the frozenset
+ * recompile, as 3.14's interned strings are mortal; the exact cause is not pinned down);
+ * 3.15.2: 2 of 594 (`functools` the same, `webbrowser.py` frozenset sharing).
  *
  * @module
  */

@@ -155,3 +155,56 @@ for (const [name, load] of MATRIX) {
     }
   });
 }
+
+/** PEP 750 template strings and PEP 649 deferred annotations, new in 3.14's compiler. */
+const NEW_SYNTAX = `from string.templatelib import Template
+name = "w\u00f6rld"
+def greet(who: "Person", n: int = 1) -> Template:
+    return t"hello {who!r:>10} and {n + 1}" + t'{name}'
+class Person:
+    age: int
+    friends: list[Person]
+    def meth(self, other: Person) -> dict[str, Person]: ...
+x: Undefined = 3
+`;
+
+for (const minor of ["3.14", "3.15"]) {
+  Deno.test(`CPython ${minor} compiles t-strings and deferred annotations the same after other files, reversed and alone, as py_compile does`, async () => {
+    const fx = await debianFixtures(minor);
+    const python = fx.pythonSource;
+    const root = await Deno.makeTempDir({ prefix: "pyprime-newsyntax-" });
+    try {
+      for (const d of ["many", "alone"]) await Deno.mkdir(join(root, d));
+      for (const f of ["typing.py", "dataclasses.py", "inspect.py", "functools.py"]) {
+        await Deno.copyFile(join(fx.stdlibSource, f), join(root, "many", f));
+      }
+      for (const d of ["many", "alone"]) {
+        await Deno.writeTextFile(join(root, d, "zz_new.py"), NEW_SYNTAX);
+      }
+      const tag = `cpython-${minor.replace(".", "")}`;
+      const runs: Uint8Array[] = [];
+      for (const [d, reverse] of [["many", false], ["many", true], ["alone", false]] as const) {
+        const dir = join(root, d);
+        await Deno.remove(join(dir, "__pycache__"), { recursive: true }).catch(() => {});
+        const report = await compileTree({
+          python,
+          roots: [dir],
+          jobs: 1,
+          ddir: { from: dir, to: "/same" },
+          testHooks: { reverse },
+        });
+        assertEquals(report.failed, []);
+        runs.push(await Deno.readFile(join(dir, "__pycache__", `zz_new.${tag}.pyc`)));
+      }
+      const same = (a: Uint8Array, b: Uint8Array) =>
+        a.length === b.length && a.every((x, i) => x === b[i]);
+      assert(same(runs[0], runs[1]) && same(runs[0], runs[2]), "zz_new.pyc depends on history");
+      await Deno.remove(join(root, "many", "__pycache__"), { recursive: true });
+      await compileTree({ python, roots: [join(root, "many")], jobs: 1 });
+      const fresh = await comparePycs(python, join(root, "many"));
+      assertEquals(fresh.differ.filter((d) => d.path === "zz_new.py"), []);
+    } finally {
+      await Deno.remove(root, { recursive: true });
+    }
+  });
+}
