@@ -49,8 +49,9 @@
  *   `FLAG_REF` only there and every later reference number shifted: all 555 files
  *   differed from `py_compile`. Before 3.15 the worker holds a second reference while
  *   marshalling (3.15's `py_compile` has refcount 1, like the worker). PEP 649's
- *   deferred annotations (`__annotate__` code objects) and PEP 750's t-strings (the stdlib and a crafted file) brought
- *   no history dependence: output is byte-identical across job counts and orders.
+ *   deferred annotations (`__annotate__` code objects) and PEP 750's t-strings (in the
+ *   stdlib and a crafted file) brought no history dependence: output is byte-identical
+ *   across job counts and orders.
  * The price: a `.pyc` can differ from a fresh `py_compile` run in those bits
  * (interned flag of one-character strings, frozenset sharing); they unmarshal to
  * equal code objects. Per version (stdlib vs a fresh single-file `py_compile`):

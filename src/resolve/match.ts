@@ -252,7 +252,7 @@ export const ASTRAL_PREFIX =
  *
  * @example
  * ```ts
- * downloadUrls(download); // [ASTRAL_PREFIX + "20251014/cpython-…", PBS_PREFIX + "20251014/cpython-…"]
+ * downloadUrls(download); // [ASTRAL_PREFIX + "20251014/cpython-…", download.url]
  * ```
  */
 export function downloadUrls(
