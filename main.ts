@@ -134,13 +134,22 @@ function withInstallFlags(cmd: Command): Command {
       .option("--max-path-length <n>", "refuse entries with longer paths")
       .option(
         "--mirror <url>",
-        "python-build-standalone mirror [env: PYPRIME_PYTHON_INSTALL_MIRROR]",
+        "python-build-standalone mirror; repeat to fall back in order [env: PYPRIME_PYTHON_INSTALL_MIRROR]",
+        (value: string, previous?: string[]) => [...(previous ?? []), value],
       )
       .option("--cache-dir <dir>", "keep downloads here and reuse them [env: PYPRIME_CACHE_DIR]")
       .option("--offline", "never use the network")
       .option("--catalog <file-or-url>", "use this download catalog [env: PYPRIME_CATALOG]")
       .option("--platform <os-arch-libc>", "install for another platform, e.g. linux-aarch64-gnu")
       .option("--prerelease", "allow pre-releases for version requests")
+      .option(
+        "--refresh",
+        "refresh the catalog from the versions feed now [env: PYPRIME_VERSIONS_URL]",
+      )
+      .option(
+        "--x86-64-level <level>",
+        "x86-64 build level: 1 (baseline, default), 2, 3, 4 or auto [env: PYPRIME_X86_64_LEVEL]",
+      )
       .option("--bin-dir <dir>", "where executables are linked [env: PYPRIME_PYTHON_BIN_DIR]")
       .option("--no-bin", "do not link executables")
       .option("--default", "also link python3 and python")
@@ -171,6 +180,8 @@ function installOptions(flags: any, cmd: Command): InstallCommandOptions {
       catalog: flags.catalog ?? env("PYPRIME_CATALOG"),
       platform: flags.platform,
       prereleases: flags.prerelease,
+      refresh: flags.refresh,
+      x86_64Level: flags.x8664Level,
     },
     binDir: flags.binDir,
     noBin: flags.bin === false,
@@ -282,13 +293,16 @@ function buildProgram(run: (code: Promise<number> | number) => void): Command {
     .option("--all-arches", "downloads for every architecture of this OS")
     .option("--show-urls", "the download URL instead of <download available>")
     .option("--catalog <file-or-url>", "use this download catalog [env: PYPRIME_CATALOG]")
+    .option("--x86-64-level <level>", "x86-64 build level: 1 (default), 2, 3, 4 or auto")
+    .option("--offline", "do not refresh the catalog from the versions feed")
+    .option("--refresh", "refresh the catalog from the versions feed now")
     .action((request: string | undefined, flags, cmd: Command) => {
       const catalog = flags.catalog ?? env("PYPRIME_CATALOG");
       const out = outputFor(cmd.optsWithGlobals());
       const onlyDownloads = flags.onlyDownloads || flags.onlyAvailable;
       run(
         import("./src/cli/list.ts").then(({ runList }) =>
-          runList(request, { ...flags, onlyDownloads, catalog }, out)
+          runList(request, { ...flags, onlyDownloads, catalog, x86_64Level: flags.x8664Level }, out)
         ),
       );
     });
@@ -338,6 +352,8 @@ function buildProgram(run: (code: Promise<number> | number) => void): Command {
     .option("--install-dir <dir>", "where installations live")
     .option("--bin-dir <dir>", "where executables are linked")
     .option("--catalog <file-or-url>", "use this download catalog [env: PYPRIME_CATALOG]")
+    .option("--offline", "do not refresh the catalog from the versions feed")
+    .option("--refresh", "refresh the catalog from the versions feed now")
     .action((flags, cmd: Command) => {
       const catalog = flags.catalog ?? env("PYPRIME_CATALOG");
       const out = outputFor(cmd.optsWithGlobals());

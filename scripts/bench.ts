@@ -9,7 +9,8 @@
  *    CPUs interpreters compiling a share each at once (nothing written), and what creating
  *    the files costs on this disk; run in interleaved rounds;
  * 3. end to end: `pyprime install` vs `tar -x` then `compileall -j0`;
- * 4. startup of the installed interpreter, compiled vs not, writing nothing;
+ * 4. startup of the installed interpreter, compiled vs not, writing nothing, also for
+ *    each CPython of the test matrix (3.12, 3.14, 3.15: `bench_startup.ts`);
  * 5. the most that overlapping extraction with compilation could save here.
  *
  *     deno task bench [--runs N] [--skip-scale] [--python PATH] [--markdown FILE] [--work-dir DIR]
@@ -26,6 +27,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { buildFixtures, type FixtureSet } from "./build_fixtures.ts";
 import { permissionFlags } from "./permissions.ts";
+import { startupByVersion } from "./bench_startup.ts";
 import { sourcePython } from "../tests/support/fixtures.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
@@ -394,6 +396,16 @@ try {
       (compiled.seconds * 1000).toFixed(1),
       (uncompiled.seconds * 1000).toFixed(1),
       ratio(uncompiled.seconds, compiled.seconds),
+    );
+  }
+  // 4b. The same start-up gain for every CPython of the test matrix, in one set of rounds.
+  log("startup per CPython version");
+  for (const r of await startupByVersion(RUNS * 4, work)) {
+    row(
+      `startup import line (ms), CPython ${r.version}: compiled / uncompiled`,
+      r.compiledMs.toFixed(1),
+      r.uncompiledMs.toFixed(1),
+      ratio(r.uncompiledMs, r.compiledMs),
     );
   }
   // 5. Would overlapping extraction and compilation pay on this machine? Upper bound:

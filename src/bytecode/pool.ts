@@ -78,6 +78,7 @@ export async function compileTree(options: CompileOptions): Promise<CompileRepor
       path,
       error: "path contains a newline, which the worker protocol cannot carry",
     }));
+    if (options.testHooks?.reverse) collected.sources.reverse();
     const results = await pool.run(collected.sources);
     failed.push(...results.failed);
     const files = collected.sources.length + collected.unsendable.length;

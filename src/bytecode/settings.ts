@@ -41,9 +41,10 @@ export interface CompileOptions {
   onProgress?: (done: number, total: number) => void;
   /**
    * Test hooks, not for production use: `onSpawn` receives each worker's pid;
-   * a worker stalls forever on a file whose basename is `stallOn`.
+   * a worker stalls forever on a file whose basename is `stallOn`; `reverse` sends the
+   * files in the reverse of the usual (largest first) order.
    */
-  testHooks?: { onSpawn?: (pid: number) => void; stallOn?: string };
+  testHooks?: { onSpawn?: (pid: number) => void; stallOn?: string; reverse?: boolean };
 }
 
 /** A source the interpreter could not compile (syntax error, unreadable, …). */

@@ -43,9 +43,24 @@
  *   per function when they were interned before (`ftplib.py` is one such file).
  *   When the first compile of a file shows a shared frozenset, it is compiled
  *   again, which always gives the copied form.
+ * - 3.14 (measured on Debian's 3.14.10 and 3.15.2 stdlibs, `tests/install/versions_test.ts`):
+ *   with borrowed stack references (`LOAD_FAST_BORROW`) the module's code object has
+ *   refcount 1 when the worker marshals it and 2 in `py_compile`, so marshal flagged it
+ *   `FLAG_REF` only there and every later reference number shifted: all 555 files
+ *   differed from `py_compile`. Before 3.15 the worker holds a second reference while
+ *   marshalling (3.15's `py_compile` has refcount 1, like the worker). PEP 649's
+ *   deferred annotations (`__annotate__` code objects) and PEP 750's t-strings (in the
+ *   stdlib and a crafted file) brought no history dependence: output is byte-identical
+ *   across job counts and orders.
  * The price: a `.pyc` can differ from a fresh `py_compile` run in those bits
  * (interned flag of one-character strings, frozenset sharing); they unmarshal to
- * equal code objects.
+ * equal code objects. Per version (stdlib vs a fresh single-file `py_compile`):
+ * 3.12.1: 9 of 686 files (8 interning, `ftplib.py` frozenset sharing); 3.14.10: 3 of
+ * 555 (`functools`, `inspect`, `weakref`: a nested class's qualname constant such as
+ * `cmp_to_key.<locals>.K` marshalled as interned by the worker, not by `py_compile`; the
+ * same whatever the job count and order, so not history-dependent; not the frozenset
+ * recompile, as 3.14's interned strings are mortal; the exact cause is not pinned down);
+ * 3.15.2: 2 of 594 (`functools` the same, `webbrowser.py` frozenset sharing).
  *
  * @module
  */
@@ -84,6 +99,9 @@ _CODE = type(compile("", "", "exec"))
 # Python 3.12 makes interned strings immortal, so they outlive the file that
 # interned them; see _shares_frozenset.
 _IMMORTAL_INTERNING = sys.getrefcount(sys.intern("pyprime-probe-%d" % id(sys))) > (1 << 29)
+# See Worker.compile: before 3.15, py_compile marshals the module's code object with a
+# second reference alive (harmless before 3.14, where the worker's frame held one too).
+_HOLD_CODE = sys.version_info < (3, 15)
 
 # Snippets that make the compiler create its lazily built state (static
 # identifiers, the unicodedata import for non-ASCII names) before the first real
@@ -246,10 +264,16 @@ class Worker:
                 if first and _IMMORTAL_INTERNING and _shares_frozenset(code):
                     code = compile(source, dfile, "exec", dont_inherit=True, optimize=level)
                 first = False
+                # marshal flags the module's code object FLAG_REF only when its refcount
+                # is above 1: with 3.14's borrowed stack references it is 1 here and 2 in
+                # py_compile, in 3.15 1 in both; a second reference matches py_compile.
+                if _HOLD_CODE:
+                    self.held = code
                 if source_hash is None:
                     data = _ext._code_to_timestamp_pyc(code, st.st_mtime, st.st_size)
                 else:
                     data = _ext._code_to_hash_pyc(code, source_hash, self.mode == "checked-hash")
+                self.held = None
                 del code
             cfile = _ext.cache_from_source(path, optimization="" if level == 0 else level)
             self.ensure_dir(cfile[:max(cfile.rfind("/"), cfile.rfind("\\"))])

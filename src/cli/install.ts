@@ -107,6 +107,7 @@ export async function runInstall(
   // Every request is resolved (and every local file found) before the install dir is
   // made or a byte is read: a typo in the third request must not cost two downloads.
   const planner = new Planner({
+    note: (message) => out.warn(message),
     ...options.plan,
     download: {
       ...options.plan?.download,

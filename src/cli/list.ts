@@ -9,7 +9,9 @@
 import { PyprimeError } from "../errors.ts";
 import { readOrigin } from "../install/origin.ts";
 import { installDir } from "../install/layout.ts";
-import { type Download, loadCatalog } from "../resolve/catalog.ts";
+import type { Download } from "../resolve/catalog.ts";
+import { catalogWithFeed } from "../resolve/feed.ts";
+import { withX86_64Level, x86_64LevelSetting } from "../resolve/x86_64_level.ts";
 import { matching } from "../resolve/match.ts";
 import { detectPlatform, formatArch } from "../resolve/platform.ts";
 import { parseKey, parseRequest } from "../resolve/request.ts";
@@ -33,6 +35,12 @@ export interface ListOptions extends ManageOptions {
   showUrls?: boolean;
   /** `--catalog`. */
   catalog?: string;
+  /** `--offline`: no versions-feed refresh. */
+  offline?: boolean;
+  /** `--refresh`: refresh the versions feed now. */
+  refresh?: boolean;
+  /** `--x86-64-level`; else `PYPRIME_X86_64_LEVEL`, else the baseline. */
+  x86_64Level?: string;
 }
 
 /** One row of `pyprime list --json`: uv's fields, then pyprime's `build` and `status`. */
@@ -171,8 +179,15 @@ export async function runList(
     }
   }
   if (!options.onlyInstalled) {
-    const catalog = await loadCatalog(options.catalog);
-    const platform = options.allPlatforms ? undefined : await detectPlatform();
+    const catalog = await catalogWithFeed({
+      catalog: options.catalog,
+      offline: options.offline,
+      refresh: options.refresh,
+      note: (message) => out.warn(message),
+    });
+    const platform = options.allPlatforms
+      ? undefined
+      : withX86_64Level(await detectPlatform(), x86_64LevelSetting(options.x86_64Level));
     let downloads = matching(catalog, parseRequest(request ?? ">=3"), platform, {
       unique: true,
       anyArch: options.allArches,

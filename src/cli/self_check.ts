@@ -5,11 +5,12 @@
  * @module
  */
 import { binDir, onPath } from "../install/bin_links.ts";
-import { loadCatalog } from "../resolve/catalog.ts";
+import { catalogWithFeed } from "../resolve/feed.ts";
 import { catalogAgeDays } from "../resolve/match.ts";
 import { installDir, installedKeys } from "../install/layout.ts";
 import type { Output } from "./output.ts";
-import { detectPlatform, formatPlatform } from "../resolve/platform.ts";
+import { archLevel, detectPlatform, formatPlatform } from "../resolve/platform.ts";
+import { x86_64LevelSetting } from "../resolve/x86_64_level.ts";
 
 /** What `self-check --json` reports. */
 export interface SelfCheck {
@@ -31,6 +32,8 @@ export interface SelfCheck {
   binDirOnPath: boolean;
   /** The detected platform, e.g. `linux-x86_64_v3-gnu`. */
   platform: string;
+  /** x86-64 only: the host's best level and the one installs pick (`PYPRIME_X86_64_LEVEL`). */
+  x86_64Level?: { host: number; installs: number | "auto" };
   /** The catalog's source and age. */
   catalog: { source: string; newestBuild: string; ageDays: number; downloads: number };
 }
@@ -45,10 +48,16 @@ export interface SelfCheck {
  */
 export async function runSelfCheck(
   version: string,
-  options: { installDir?: string; binDir?: string; catalog?: string },
+  options: {
+    installDir?: string;
+    binDir?: string;
+    catalog?: string;
+    offline?: boolean;
+    refresh?: boolean;
+  },
   out: Output,
 ): Promise<number> {
-  const catalog = await loadCatalog(options.catalog);
+  const catalog = await catalogWithFeed({ ...options, note: (message) => out.warn(message) });
   const dir = installDir(options.installDir);
   const bin = binDir(options.binDir);
   // A broken install dir is what a self-check is for: reported, not a crash.
@@ -57,6 +66,7 @@ export async function runSelfCheck(
     problem = err.message;
     return [];
   });
+  const host = await detectPlatform();
   const report: SelfCheck = {
     version,
     deno: Deno.version.deno,
@@ -66,7 +76,7 @@ export async function runSelfCheck(
     ...(problem ? { problems: [problem] } : {}),
     binDir: bin,
     binDirOnPath: onPath(bin),
-    platform: formatPlatform(await detectPlatform()),
+    platform: formatPlatform(host),
     catalog: {
       source: catalog.source,
       newestBuild: catalog.newestBuild,
@@ -82,6 +92,18 @@ export async function runSelfCheck(
   );
   out.data(`bin dir: ${report.binDir} (${report.binDirOnPath ? "on PATH" : "not on PATH"})`);
   out.data(`platform: ${report.platform}`);
+  if (host.arch === "x86_64") {
+    const installs = x86_64LevelSetting();
+    report.x86_64Level = { host: archLevel(host.archVariant), installs };
+    const picked = installs === 1
+      ? "baseline x86_64"
+      : installs === "auto"
+      ? "auto"
+      : `v${installs}`;
+    out.data(
+      `x86-64 level: host v${report.x86_64Level.host}, installs ${picked} (PYPRIME_X86_64_LEVEL)`,
+    );
+  }
   out.data(
     `catalog: ${report.catalog.source}, ${report.catalog.downloads} downloads, newest build ${report.catalog.newestBuild} (${report.catalog.ageDays} days old)`,
   );

@@ -268,6 +268,30 @@ export function mirrorBase(mirror: string): string {
   return base.replace(/\/+$/, "");
 }
 
+/** Astral's mirror of PBS's GitHub releases, which uv downloads from first. */
+export const ASTRAL_PREFIX =
+  "https://releases.astral.sh/github/python-build-standalone/releases/download/";
+
+/**
+ * The URLs to try for a download, in order: each `--mirror` given (see
+ * {@link mirrorUrl}); with none, Astral's mirror then GitHub for a PBS URL, as uv
+ * does (GitHub's rate limits, uv #18503); any other URL alone.
+ *
+ * @example
+ * ```ts
+ * downloadUrls(download); // [ASTRAL_PREFIX + "20251014/cpython-…", download.url]
+ * ```
+ */
+export function downloadUrls(
+  download: Pick<Download, "url">,
+  mirror?: string | string[],
+): string[] {
+  const mirrors = (typeof mirror === "string" ? [mirror] : mirror ?? []).filter((m) => m !== "");
+  if (mirrors.length > 0) return [...new Set(mirrors.map((m) => mirrorUrl(download, m)))];
+  if (!download.url.startsWith(PBS_PREFIX)) return [download.url];
+  return [ASTRAL_PREFIX + download.url.slice(PBS_PREFIX.length), download.url];
+}
+
 /**
  * The age of a catalog in whole days, from its newest build date to `now`.
  *

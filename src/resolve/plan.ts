@@ -6,11 +6,14 @@
  * @module
  */
 import { basename } from "node:path";
-import { type Catalog, CatalogError, type Download, loadCatalog } from "./catalog.ts";
-import { mirrorBase, mirrorUrl, resolve } from "./match.ts";
+import { type Catalog, CatalogError, type Download } from "./catalog.ts";
+import { downloadUrls, mirrorBase, resolve } from "./match.ts";
 import { type DownloadOptions, openUrl } from "../fetch/download.ts";
+import { NetworkError } from "../fetch/network_error.ts";
 import type { ArchiveSource } from "../fetch/source.ts";
 import { detectPlatform, parsePlatformOverride, type Platform } from "./platform.ts";
+import { catalogWithFeed } from "./feed.ts";
+import { withX86_64Level, type X86_64Level, x86_64LevelSetting } from "./x86_64_level.ts";
 import { parseRequest, type PythonRequest } from "./request.ts";
 import { openFile, openStdin } from "../fetch/source.ts";
 import { envValue } from "../env.ts";
@@ -88,14 +91,20 @@ export interface PlanSettings {
   catalog?: string;
   /** `--platform OS-ARCH-LIBC`. */
   platform?: string;
-  /** `--mirror URL` / `PYPRIME_PYTHON_INSTALL_MIRROR`. */
-  mirror?: string;
+  /** `--mirror URL` (repeatable: tried in order) / `PYPRIME_PYTHON_INSTALL_MIRROR`. */
+  mirror?: string | string[];
   /** `--cache-dir DIR` / `PYPRIME_CACHE_DIR`. */
   cacheDir?: string;
   /** `--offline`. */
   offline?: boolean;
   /** Allow pre-releases for plain version requests. */
   prereleases?: boolean;
+  /** `--refresh`: fetch the versions feed even when the cached copy is fresh. */
+  refresh?: boolean;
+  /** Receives the note when the versions feed is not used as asked. */
+  note?: (message: string) => void;
+  /** `--x86-64-level`; else `PYPRIME_X86_64_LEVEL`, else the baseline (1). */
+  x86_64Level?: string;
   /**
    * Download tuning passed through (retries, backoff, timeouts, logging); what is
    * left unset here comes from {@link DOWNLOAD_ENV}, then the download defaults.
@@ -164,12 +173,14 @@ export class Planner {
   #platform?: Promise<Platform>;
   #host?: Promise<Platform>;
   readonly #download: DownloadTuning;
+  readonly #level: X86_64Level;
 
-  /** Creates a planner for `settings`; throws when a {@link DOWNLOAD_ENV} variable is malformed. */
+  /** Creates a planner for `settings`; throws when a {@link DOWNLOAD_ENV} variable or the x86-64 level is malformed. */
   constructor(readonly settings: PlanSettings) {
     this.#download = { ...downloadTuningFromEnv(), ...definedOnly(settings.download) };
-    if (settings.mirror) mirrorBase(settings.mirror);
+    for (const mirror of [settings.mirror ?? []].flat()) if (mirror) mirrorBase(mirror);
     if (settings.platform) parsePlatformOverride(settings.platform);
+    this.#level = x86_64LevelSetting(settings.x86_64Level);
   }
 
   /** The catalog in force (embedded unless `--catalog`); `--offline` refuses an http(s) one. */
@@ -186,7 +197,12 @@ export class Planner {
         }),
       );
     }
-    return loadCatalog(source);
+    return catalogWithFeed({
+      catalog: source,
+      offline: this.settings.offline,
+      refresh: this.settings.refresh,
+      note: this.settings.note,
+    });
   }
 
   /** The catalog's digests by archive file name (`cpython-3.13.9+20251014-….tar.gz`). */
@@ -210,11 +226,11 @@ export class Planner {
     return this.settings.offline ? digests.catch(() => new Map()) : digests;
   }
 
-  /** The target platform (`--platform`, else detected). */
+  /** The target platform (`--platform`, else detected, at the x86-64 level asked for). */
   platform(): Promise<Platform> {
     return this.#platform ??= this.settings.platform
       ? Promise.resolve(parsePlatformOverride(this.settings.platform))
-      : detectPlatform();
+      : detectPlatform().then((p) => withX86_64Level(p, this.#level));
   }
 
   /** True when `--platform` names a machine whose interpreters cannot run on this one. */
@@ -290,9 +306,9 @@ export class Planner {
         const download = resolve(await this.catalog(), request, await this.platform(), {
           prereleases: this.settings.prereleases,
         });
-        const url = mirrorUrl(download, this.settings.mirror);
+        const urls = downloadUrls(download, this.settings.mirror);
         const expected = once(() =>
-          this.#expect(sha256, urlFileName(url), url, download.sha256 ?? undefined)
+          this.#expect(sha256, urlFileName(urls[0]), urls[0], download.sha256 ?? undefined)
         );
         return {
           spec,
@@ -301,7 +317,7 @@ export class Planner {
           download,
           foreign: await this.foreign(),
           expected,
-          open: async (s, p) => this.#openUrl(url, (await expected()).sha256, s, p),
+          open: async (s, p) => this.#openFirst(urls, (await expected()).sha256, s, p),
         };
       }
     }
@@ -331,6 +347,37 @@ export class Planner {
       verified: "none",
       reason: `no digest for ${name} in the catalog, and ${sums.where}: ${sums.missing}`,
     };
+  }
+
+  /**
+   * Opens the first of `urls` that answers. A connection failure, 404 or 5xx (after the
+   * retries of that URL) moves on to the next; anything else, and a checksum mismatch
+   * (found only after the body), fails at once. The last error names every URL tried.
+   */
+  async #openFirst(
+    urls: string[],
+    sha256: string | undefined,
+    signal: AbortSignal,
+    onProgress?: (n: number, total?: number) => void,
+  ): Promise<ArchiveSource> {
+    const failures: NetworkError[] = [];
+    for (const url of urls) {
+      try {
+        return await this.#openUrl(url, sha256, signal, onProgress);
+      } catch (err) {
+        const next = err instanceof NetworkError && !signal.aborted &&
+          (err.status === undefined || err.status === 404 || err.status >= 500);
+        if (!next || urls.length === 1) throw err;
+        failures.push(err);
+      }
+    }
+    const tried = failures.map((f) =>
+      f.message.replace(/^Cannot download (\S+): (.*)$/s, "$1 ($2)")
+    );
+    throw new PyprimeError(`Cannot download from ${tried.join(", nor from ")}`, {
+      cause: failures.at(-1),
+      hint: failures.at(-1)!.hint,
+    });
   }
 
   async #openUrl(
