@@ -45,6 +45,10 @@ export function sniffFormat(head: Uint8Array): ArchiveFormat | "xz" | "bzip2" | 
   for (const { format, bytes } of MAGIC) {
     if (head.length >= bytes.length && bytes.every((b, i) => head[i] === b)) return format;
   }
+  // A zstd file may start with a skippable frame (magic 0x184D2A5?, little-endian).
+  if (head.length >= 4 && (head[0] & 0xf0) === 0x50 && head[1] === 0x2a && head[2] === 0x4d) {
+    if (head[3] === 0x18) return "zstd";
+  }
   return "tar";
 }
 
@@ -91,7 +95,7 @@ export async function decompress(
   const tar = format === "gzip"
     ? replayed.pipeThrough(nodeTransform(zlib.createGunzip({ chunkSize: CHUNK })))
     : format === "zstd"
-    ? replayed.pipeThrough(nodeTransform(zstdDecompressor()))
+    ? zstdFrames(replayed, label)
     : replayed;
   return { format, stream: tar };
 }
@@ -103,6 +107,129 @@ function zstdDecompressor(): Transform {
     chunkSize: CHUNK,
     params: { [zlib.constants.ZSTD_d_windowLogMax]: 31 },
   });
+}
+
+/** Magic number of a zstd frame, little-endian. */
+const ZSTD_MAGIC = 0xfd2fb528;
+
+/**
+ * Decodes every frame of a zstd stream, each with its own decompressor: a valid file
+ * may hold several frames (`zstd` writes one per input when files are concatenated,
+ * `pzstd` one per chunk) and skippable frames (metadata), and Deno's decompressor stops
+ * after the first frame. The frame boundaries are found from the frame and block
+ * headers (RFC 8878), so bytes after the last frame that are not a frame are refused.
+ */
+function zstdFrames(input: ReadableStream<Uint8Array>, label: string): ReadableStream<Uint8Array> {
+  const bytes = new ByteReader(input.getReader());
+  const corrupt = (what: string) =>
+    new ArchiveError(`Cannot read archive ${label}: ${what}`, {
+      hint: "the archive is corrupt or incomplete; download it again",
+    });
+  async function* frames(): AsyncGenerator<Uint8Array> {
+    for (let frame = 0;; frame++) {
+      const magic = await bytes.exact(4, frame === 0 ? "zstd frame" : undefined);
+      if (magic === undefined) return;
+      const number = new DataView(magic.buffer, magic.byteOffset, 4).getUint32(0, true);
+      if ((number & 0xfffffff0) >>> 0 === 0x184d2a50) {
+        const size = await bytes.exact(4, "skippable frame");
+        await bytes.skip(new DataView(size!.buffer, size!.byteOffset, 4).getUint32(0, true));
+        continue;
+      }
+      if (number !== ZSTD_MAGIC) {
+        throw corrupt(
+          frame === 0 ? "not a zstd frame" : "unexpected bytes after the last zstd frame",
+        );
+      }
+      const t = nodeTransform(zstdDecompressor());
+      const writer = t.writable.getWriter();
+      const feeding = feedFrame(magic, writer).catch(async (err) => {
+        await writer.abort(err).catch(() => {});
+        throw err;
+      });
+      feeding.catch(() => {});
+      for await (const chunk of t.readable) yield chunk;
+      await feeding;
+    }
+  }
+  async function feedFrame(magic: Uint8Array, writer: WritableStreamDefaultWriter<Uint8Array>) {
+    await writer.write(magic);
+    const fhd = (await bytes.exact(1, "zstd frame header"))!;
+    await writer.write(fhd);
+    const d = fhd[0];
+    if (d & 0x08) throw corrupt("zstd frame header has its reserved bit set");
+    const single = (d >> 5) & 1;
+    const fcs = [single ? 1 : 0, 2, 4, 8][d >> 6];
+    const dict = [0, 1, 2, 4][d & 3];
+    const header = (single ? 0 : 1) + dict + fcs;
+    if (header) await writer.write((await bytes.exact(header, "zstd frame header"))!);
+    for (;;) {
+      const block = (await bytes.exact(3, "zstd block"))!;
+      await writer.write(block);
+      const h = block[0] | (block[1] << 8) | (block[2] << 16);
+      const type = (h >> 1) & 3;
+      if (type === 3) throw corrupt("zstd block of reserved type");
+      const size = type === 1 ? 1 : h >>> 3;
+      await bytes.pass(size, (chunk) => writer.write(chunk));
+      if (h & 1) break;
+    }
+    if (d & 0x04) await writer.write((await bytes.exact(4, "zstd checksum"))!);
+    await writer.close();
+  }
+  return ReadableStream.from(frames());
+}
+
+/** Exact reads over a stream reader, for parsing headers between pass-through bodies. */
+class ByteReader {
+  #buffer: Uint8Array = new Uint8Array(0);
+  #done = false;
+  constructor(readonly reader: ReadableStreamDefaultReader<Uint8Array>) {}
+
+  async #fill(): Promise<boolean> {
+    if (this.#done) return false;
+    const { done, value } = await this.reader.read();
+    if (done) {
+      this.#done = true;
+      return false;
+    }
+    this.#buffer = this.#buffer.length
+      ? concat([this.#buffer, value], this.#buffer.length + value.length)
+      : value;
+    return true;
+  }
+
+  /**
+   * `n` bytes; `undefined` at a clean end of stream before the first byte when `what`
+   * is undefined, else an ArchiveError "truncated" naming `what`.
+   */
+  async exact(n: number, what?: string): Promise<Uint8Array | undefined> {
+    while (this.#buffer.length < n) {
+      if (!(await this.#fill())) {
+        if (this.#buffer.length === 0 && what === undefined) return undefined;
+        throw new Error(`the archive is truncated (in a ${what ?? "zstd frame"})`);
+      }
+    }
+    const out = this.#buffer.subarray(0, n);
+    this.#buffer = this.#buffer.subarray(n);
+    return out;
+  }
+
+  /** Hands the next `n` bytes to `sink` in the chunks they arrive in. */
+  async pass(n: number, sink: (chunk: Uint8Array) => Promise<void>): Promise<void> {
+    while (n > 0) {
+      if (this.#buffer.length === 0 && !(await this.#fill())) {
+        throw new Error("the archive is truncated (in a zstd block)");
+      }
+      const take = Math.min(n, this.#buffer.length);
+      await sink(this.#buffer.subarray(0, take));
+      this.#buffer = this.#buffer.subarray(take);
+      n -= take;
+    }
+  }
+
+  /** Drops the next `n` bytes. */
+  async skip(n: number): Promise<void> {
+    await this.pass(n, () => Promise.resolve());
+  }
 }
 
 function concat(chunks: Uint8Array[], size: number): Uint8Array {
