@@ -12,6 +12,9 @@ import { PyprimeError } from "../errors.ts";
 import { abortOnSignals } from "../signals.ts";
 import type { ExtractLimits } from "../unpack/limits.ts";
 import {
+  allOrCleanup,
+  type Extracted,
+  inspectStaged,
   prepareInstallDir,
   promote,
   removeTree,
@@ -173,18 +176,20 @@ async function installAll(
       });
     } else toStage.push(plan);
   }
-  const results = await Promise.allSettled(
-    toStage.map(async (plan) => ({ spec: plan.spec, staged: await stageWithRestarts(plan) })),
+  const extracted = await allOrCleanup(
+    toStage.map(async (plan) => ({ plan, extracted: await stageWithRestarts(plan) })),
+    (e) => e.extracted.staging,
   );
-  const staged = results.flatMap((r) => r.status === "fulfilled" ? [r.value] : []);
-  const failure = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
-  if (failure) {
-    await Promise.all(staged.map(({ staged }) => removeTree(staged.staging)));
-    throw failure.reason;
-  }
+  // Every byte is read: the network goes before any interpreter from an archive runs.
   const revoked = await revokeNetwork();
   out.debug(`Revoked permissions: ${revoked.join(", ") || "none"}`);
-
+  const staged = await allOrCleanup(
+    extracted.map(async ({ plan, extracted }) => ({
+      spec: plan.spec,
+      staged: await inspectStaged(extracted, stageOptions(plan)),
+    })),
+    (s) => s.staged.staging,
+  );
   const promoted = new Set<string>();
   let next = 0;
   try {
@@ -204,20 +209,26 @@ async function installAll(
   out.jsonData(outcomes);
   return 0;
 
-  async function stageWithRestarts(plan: Plan): Promise<Staged> {
+  function stageOptions(plan: Plan) {
+    return {
+      installDir: dir,
+      sha256: plan.sha256,
+      reinstall: options.reinstall,
+      limits: options.limits,
+      signal,
+      foreign: plan.foreign ? plan.download : undefined,
+    };
+  }
+
+  async function stageWithRestarts(plan: Plan): Promise<Extracted> {
     for (let attempt = 0;; attempt++) {
       const bar = out.bar(`Installing ${plan.download?.key ?? basename(plan.spec)}`, 0, "bytes");
       try {
         const source = await plan.open(signal);
         if (source.size) bar.update(0, source.size);
         return await stageArchive(source, {
-          installDir: dir,
-          sha256: plan.sha256,
-          reinstall: options.reinstall,
-          limits: options.limits,
-          signal,
+          ...stageOptions(plan),
           onBytes: (n) => bar.update(n),
-          foreign: plan.foreign ? plan.download : undefined,
         });
       } catch (err) {
         if (!(err instanceof NetworkError && err.restartable) || attempt >= RESTARTS) throw err;
@@ -367,6 +378,9 @@ async function compileStaged(
       invalidationMode: settings.invalidationMode,
       exclude: settings.exclude,
       timeoutMs: settings.timeoutSeconds * 1000,
+      // A file that cannot be written (full disk, read-only) fails the install: the
+      // staging folder goes, a previous installation stays as it was.
+      stopOnEnvironmentError: true,
       signal,
       onProgress: (done, total) => bar.update(done, total),
     });

@@ -4,6 +4,7 @@
  * @module
  */
 import type { CompileReport } from "../bytecode/settings.ts";
+import { printable } from "../errors.ts";
 import type { Output } from "./output.ts";
 
 /** Prints the one-line bytecode summary, and the failures with `--verbose`. */
@@ -16,5 +17,6 @@ export function summarizeCompile(report: CompileReport, out: Output): void {
       report.seconds.toFixed(2)
     }s${failed}`,
   );
-  for (const f of report.failed) out.debug(`  failed: ${f.path}: ${f.error}`);
+  // Paths and messages come from the tree compiled: escaped so they print as inert text.
+  for (const f of report.failed) out.debug(`  failed: ${printable(f.path)}: ${printable(f.error)}`);
 }
