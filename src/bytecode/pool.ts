@@ -258,7 +258,7 @@ class Pool {
       if (this.#options.stopOnEnvironmentError) {
         this.#fail(
           new CompileError(`Cannot write the bytecode of ${printable(path)}: ${printable(error)}`, {
-            hint: "free disk space or make the folder writable, then run the command again",
+            hint: "free disk space, or make the folder writable and a real folder; then run again",
           }),
         );
         return;

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { join } from "node:path";
 import { ArchiveError, printable } from "../errors.ts";
 import { OutputCapError, runBounded } from "../process.ts";
 import { isInstallKey } from "./layout.ts";
@@ -251,9 +252,8 @@ async function realPathLoose(path: string): Promise<string> {
     const head = parts.slice(0, keep).join("/") || "/";
     try {
       const real = await Deno.realPath(head);
-      const rest = parts.slice(keep);
-      if (rest.some((p) => p === "..")) return path;
-      return [real.replace(/\/$/, ""), ...rest].join("/");
+      // The missing rest has no links to follow: `..` in it resolves lexically.
+      return join(real, ...parts.slice(keep));
     } catch (err) {
       if (!(err instanceof Deno.errors.NotFound)) throw err;
     }
