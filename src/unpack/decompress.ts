@@ -153,29 +153,91 @@ function zstdFrames(input: ReadableStream<Uint8Array>, label: string): ReadableS
   }
   async function feedFrame(magic: Uint8Array, writer: WritableStreamDefaultWriter<Uint8Array>) {
     await writer.write(magic);
-    const fhd = (await bytes.exact(1, "zstd frame header"))!;
-    await writer.write(fhd);
-    const d = fhd[0];
-    if (d & 0x08) throw corrupt("zstd frame header has its reserved bit set");
-    const single = (d >> 5) & 1;
-    const fcs = [single ? 1 : 0, 2, 4, 8][d >> 6];
-    const dict = [0, 1, 2, 4][d & 3];
-    const header = (single ? 0 : 1) + dict + fcs;
-    if (header) await writer.write((await bytes.exact(header, "zstd frame header"))!);
+    const scanner = new FrameScanner(corrupt);
     for (;;) {
-      const block = (await bytes.exact(3, "zstd block"))!;
-      await writer.write(block);
-      const h = block[0] | (block[1] << 8) | (block[2] << 16);
-      const type = (h >> 1) & 3;
-      if (type === 3) throw corrupt("zstd block of reserved type");
-      const size = type === 1 ? 1 : h >>> 3;
-      await bytes.pass(size, (chunk) => writer.write(chunk));
-      if (h & 1) break;
+      const chunk = await bytes.chunk();
+      if (chunk === undefined) throw new Error("the archive is truncated (in a zstd frame)");
+      // Whole chunks go to the decompressor; only the frame's last one is cut.
+      const used = scanner.scan(chunk);
+      await writer.write(used === chunk.length ? chunk : chunk.subarray(0, used));
+      if (scanner.done) {
+        bytes.unshift(chunk.subarray(used));
+        break;
+      }
     }
-    if (d & 0x04) await writer.write((await bytes.exact(4, "zstd checksum"))!);
     await writer.close();
   }
   return ReadableStream.from(frames());
+}
+
+/**
+ * Follows one zstd frame (after its magic) through its header, block headers and
+ * checksum (RFC 8878) without copying bodies, to find where the frame ends.
+ */
+class FrameScanner {
+  done = false;
+  #state: "fhd" | "header" | "block" | "skip" = "fhd";
+  #checksum = false;
+  #need = 1;
+  #acc: number[] = [];
+  #skip = 0;
+  #descriptor = 0;
+  #last = false;
+
+  constructor(readonly corrupt: (what: string) => Error) {}
+
+  /** Consumes the frame's bytes at the start of `chunk`; returns how many are the frame's. */
+  scan(chunk: Uint8Array): number {
+    let i = 0;
+    while (i < chunk.length && !this.done) {
+      if (this.#state === "skip") {
+        const take = Math.min(this.#skip, chunk.length - i);
+        i += take;
+        this.#skip -= take;
+        if (this.#skip === 0) this.#afterSkip();
+        continue;
+      }
+      this.#acc.push(chunk[i++]);
+      if (this.#acc.length === this.#need) this.#header(this.#acc.splice(0));
+    }
+    return i;
+  }
+
+  #header(b: number[]): void {
+    if (this.#state === "fhd") {
+      const d = this.#descriptor = b[0];
+      if (d & 0x08) throw this.corrupt("zstd frame header has its reserved bit set");
+      const single = (d >> 5) & 1;
+      const size = (single ? 0 : 1) + [0, 1, 2, 4][d & 3] + [single ? 1 : 0, 2, 4, 8][d >> 6];
+      if (size > 0) return this.#expect("header", size);
+      return this.#expect("block", 3);
+    }
+    if (this.#state === "header") return this.#expect("block", 3);
+    // A block header: last-block bit, type, size.
+    const h = b[0] | (b[1] << 8) | (b[2] << 16);
+    const type = (h >> 1) & 3;
+    if (type === 3) throw this.corrupt("zstd block of reserved type");
+    this.#last = (h & 1) === 1;
+    this.#skip = type === 1 ? 1 : h >>> 3;
+    this.#state = "skip";
+    if (this.#skip === 0) this.#afterSkip();
+  }
+
+  #afterSkip(): void {
+    if (!this.#last) {
+      this.#expect("block", 3);
+    } else if ((this.#descriptor & 0x04) && !this.#checksum) {
+      this.#checksum = true;
+      this.#skip = 4; // the content checksum, still in state "skip"
+    } else {
+      this.done = true;
+    }
+  }
+
+  #expect(state: "header" | "block", n: number): void {
+    this.#state = state;
+    this.#need = n;
+  }
 }
 
 /** Exact reads over a stream reader, for parsing headers between pass-through bodies. */
@@ -224,6 +286,22 @@ class ByteReader {
       this.#buffer = this.#buffer.subarray(take);
       n -= take;
     }
+  }
+
+  /** The buffered bytes or the next chunk; `undefined` at the end of the stream. */
+  async chunk(): Promise<Uint8Array | undefined> {
+    if (this.#buffer.length === 0 && !(await this.#fill())) return undefined;
+    const out = this.#buffer;
+    this.#buffer = new Uint8Array(0);
+    return out;
+  }
+
+  /** Puts `bytes` back in front of what is buffered. */
+  unshift(bytes: Uint8Array): void {
+    if (bytes.length === 0) return;
+    this.#buffer = this.#buffer.length
+      ? concat([bytes, this.#buffer], bytes.length + this.#buffer.length)
+      : bytes;
   }
 
   /** Drops the next `n` bytes. */

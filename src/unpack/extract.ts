@@ -22,7 +22,7 @@ import {
   PathIndex,
 } from "./entry_policy.ts";
 import { effectiveLimits, type ExtractLimits, StreamBudget } from "./limits.ts";
-import { depth, setMtime, validDate, writeAllSync } from "./write.ts";
+import { concatBytes, depth, setMtime, validDate, writeAllSync } from "./write.ts";
 
 /** Options of {@link extractTar}. */
 export interface ExtractOptions {
@@ -249,14 +249,7 @@ class Extraction {
   async #readAll(body: ReadableStream<Uint8Array>, size: number): Promise<Uint8Array> {
     const chunks: Uint8Array[] = [];
     for await (const chunk of this.#chunks(body)) chunks.push(chunk);
-    if (chunks.length === 1) return chunks[0];
-    const data = new Uint8Array(size);
-    let offset = 0;
-    for (const chunk of chunks) {
-      data.set(chunk, offset);
-      offset += chunk.length;
-    }
-    return data;
+    return chunks.length === 1 ? chunks[0] : concatBytes(chunks, size);
   }
 
   async #streamFile(
@@ -377,6 +370,14 @@ class Extraction {
       );
     }
     const message = error instanceof Error ? error.message : String(error);
+    if ((error as { code?: string }).code === "ENAMETOOLONG") {
+      // Under the path limit, but the install dir's own path makes it too long for the OS.
+      return new UnsafeEntryError(
+        displayName(entry),
+        `its path is too long for the file system under ${this.#dest} (--max-path-length)`,
+        { cause: error, hint: "use a shorter --install-dir, or lower --max-path-length" },
+      );
+    }
     return new PyprimeError(
       `Cannot write ${JSON.stringify(displayName(rel))} in ${this.#dest}: ${message}`,
       { cause: error, hint: "check free disk space and the permissions of the folder" },

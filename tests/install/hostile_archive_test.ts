@@ -102,7 +102,21 @@ Deno.test("install refuses an overlong path by the policy, not by mkdir", async 
     ...entries,
     file(`python/lib/${"b".repeat(300)}.py`, "x = 1\n"),
   ]);
+  // Under the limit, but too long for the OS once under the install dir.
+  const os = await craft(join(w.home, "os.tar.zst"), (entries) => [
+    ...entries,
+    file(`python/lib/${"c/".repeat(2020)}x.py`, "x = 1\n"),
+  ]);
   const marker = await mark(w);
+  const r0 = await install(w, "--reinstall", os);
+  await assertRefused(
+    w,
+    r0,
+    /too long for the file system .*\(--max-path-length\)/,
+    marker,
+    before,
+  );
+  assert(!/disk space/.test(r0.stderr), r0.stderr);
   const r = await install(w, "--reinstall", deep);
   await assertRefused(
     w,
