@@ -246,7 +246,7 @@ const CONFINED = ["prefix", "exec_prefix", "stdlib", "platstdlib", "purelib"] as
  * The real path of `path`, or, when it does not exist, the real path of its nearest
  * existing ancestor with the missing rest appended (a missing `site-packages` is fine).
  */
-async function realPathLoose(path: string): Promise<string> {
+async function realPathLoose(path: string): Promise<string | undefined> {
   const parts = path.split("/");
   for (let keep = parts.length; keep > 0; keep--) {
     const head = parts.slice(0, keep).join("/") || "/";
@@ -255,7 +255,8 @@ async function realPathLoose(path: string): Promise<string> {
       // The missing rest has no links to follow: `..` in it resolves lexically.
       return join(real, ...parts.slice(keep));
     } catch (err) {
-      if (!(err instanceof Deno.errors.NotFound)) throw err;
+      // A link loop or a file in the middle: a folder the installation cannot own.
+      if (!(err instanceof Deno.errors.NotFound)) return undefined;
     }
   }
   return path;
@@ -279,8 +280,8 @@ export async function confineProbe(
   const out = { ...info };
   for (const field of CONFINED) {
     const value = info[field];
-    const real = value.startsWith("/") ? await realPathLoose(value) : value;
-    if (real !== root && !real.startsWith(`${root}/`)) {
+    const real = value.startsWith("/") ? await realPathLoose(value) : undefined;
+    if (real === undefined || (real !== root && !real.startsWith(`${root}/`))) {
       throw new ArchiveError(
         `Cannot install ${label}: its interpreter's ${field} is ${
           JSON.stringify(printable(value))

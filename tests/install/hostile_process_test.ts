@@ -7,6 +7,7 @@ import { join } from "node:path";
 import {
   assertRefused,
   craft,
+  type Entry,
   KEY,
   mark,
   note,
@@ -288,7 +289,20 @@ Deno.test("the network is revoked before any interpreter from an archive runs", 
 });
 
 /** Interpreters that lie or misbehave in ways the other tests do not cover. */
-const MISBEHAVING: { what: string; probe?: string; worker?: string; error: RegExp }[] = [
+const MISBEHAVING: {
+  what: string;
+  probe?: string;
+  worker?: string;
+  extra?: Entry[];
+  error: RegExp;
+}[] = [
+  {
+    what: "names a stdlib through a symbolic link loop",
+    probe: `out=$("$(dirname "$0")/python3.12" "$@"); d=$(cd "$(dirname "$0")/.." && pwd); ` +
+      `printf '%s\\n' "$out" | sed "s#\\"stdlib\\": \\"[^\\"]*\\"#\\"stdlib\\": \\"$d/lib/loop/x\\"#"; exit 0`,
+    extra: [{ header: { name: "python/lib/loop", type: "symlink", linkname: "loop", size: 0 } }],
+    error: /interpreter's stdlib is ".*\/lib\/loop\/x", outside the installation/,
+  },
   {
     what: "names a prefix that climbs out through a missing folder",
     // The real answer, with the prefix replaced by <staging>/nonexistent/../../..
@@ -317,7 +331,10 @@ for (const c of MISBEHAVING) {
   Deno.test(`install refuses an interpreter that ${c.what}`, async () => {
     const w = await world();
     const before = await previous(w);
-    const path = await craft(join(w.home, "bad.tar.zst"), (e) => replace(e, wrapper(c)));
+    const path = await craft(
+      join(w.home, "bad.tar.zst"),
+      (e) => [...replace(e, wrapper(c)), ...(c.extra ?? [])],
+    );
     const marker = await mark(w);
     try {
       const r = await runCliPeak(
