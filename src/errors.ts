@@ -55,7 +55,8 @@ export class UnsafeEntryError extends PyprimeError {
 
   /** Creates the error for `entry` breaking `rule`. */
   constructor(entry: string, rule: string, options: PyprimeErrorOptions = {}) {
-    super(`Cannot extract ${JSON.stringify(entry)}: ${rule}`, {
+    // Names and rules come from the archive: escaped so they print as inert text.
+    super(`Cannot extract "${printable(entry).replace(/"/g, '\\"')}": ${printable(rule)}`, {
       hint: "the archive is unsafe or corrupt; get it again from a trusted source",
       ...options,
     });
@@ -98,7 +99,7 @@ export class ChecksumMismatchError extends PyprimeError {
 export class ArchiveError extends PyprimeError {
   /** Creates the error; `message` names the archive and the cause. */
   constructor(message: string, options: PyprimeErrorOptions = {}) {
-    super(message, options);
+    super(printable(message), options);
     this.name = "ArchiveError";
   }
 }
@@ -157,3 +158,25 @@ export function causeChain(error: unknown): string[] {
   }
   return lines;
 }
+
+/**
+ * Escapes the characters that would act on a terminal when printed (C0 and C1 control
+ * characters, DEL, bidirectional and invisible format characters) as `\xNN`/`\uNNNN`,
+ * so a name from an archive or an interpreter's output prints as inert text.
+ *
+ * @example
+ * ```ts
+ * printable("a\x1b[2Jb"); // "a\\x1b[2Jb"
+ * ```
+ */
+export function printable(text: string): string {
+  return text.replace(NON_PRINTABLE, (c) => {
+    const code = c.charCodeAt(0);
+    return code < 0x100
+      ? `\\x${code.toString(16).padStart(2, "0")}`
+      : `\\u${code.toString(16).padStart(4, "0")}`;
+  });
+}
+
+// deno-lint-ignore no-control-regex
+const NON_PRINTABLE = /[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2066-\u2069\ufeff]/g;

@@ -24,23 +24,29 @@
  *
  * @module
  */
-import { isAbsolute } from "node:path";
-import { CompileError } from "../errors.ts";
+import { CompileError, printable } from "../errors.ts";
+import { spawnGroup } from "../process.ts";
 import { collectSources, type Source } from "./collect.ts";
 import { resolveInterpreter } from "./find_python.ts";
 import {
   type CompileFailure,
   type CompileOptions,
   type CompileReport,
-  type InvalidationMode,
   isolationFlags,
   PIPELINE_DEPTH,
   PIPELINE_REFILL,
+  type Settings,
+  validate,
   WORKER_ENV,
 } from "./settings.ts";
 import { WORKER_HELLO, WORKER_SOURCE } from "./worker.ts";
-import { WorkerProcess } from "./worker_process.ts";
-const DEFAULT_TIMEOUT_MS = 60_000;
+import {
+  describeStatus,
+  MAX_REPLY_BYTES,
+  stderrOf,
+  unescape,
+  WorkerProcess,
+} from "./worker_process.ts";
 const EXIT_GRACE_MS = 2_000;
 const encoder = new TextEncoder();
 
@@ -68,6 +74,7 @@ export async function compileTree(options: CompileOptions): Promise<CompileRepor
   const settings = validate(options);
   options.signal?.throwIfAborted();
   const python = await resolveInterpreter(options.python, options.confineTo);
+  if (options.confineTo !== undefined) confineRoots(options.roots, options.confineTo);
   options.signal?.throwIfAborted();
   // Workers boot while the tree is walked: the walk is about as long as a start-up.
   const pool = new Pool(python, settings, options);
@@ -93,45 +100,6 @@ export async function compileTree(options: CompileOptions): Promise<CompileRepor
   } finally {
     await pool.destroy();
   }
-}
-
-/** Options after defaults and checks. */
-interface Settings {
-  jobs: number;
-  levels: number[];
-  mode: InvalidationMode;
-  timeoutMs: number;
-  ddirFrom: string;
-  ddirTo: string;
-}
-
-function validate(options: CompileOptions): Settings {
-  const jobs = options.jobs ?? navigator.hardwareConcurrency ?? 1;
-  if (!Number.isInteger(jobs) || jobs < 1) {
-    throw new CompileError(`Invalid number of bytecode workers: ${jobs}`);
-  }
-  const levels = [...new Set(options.optimize ?? [0])].sort();
-  if (levels.length === 0 || levels.some((l) => l !== 0 && l !== 1 && l !== 2)) {
-    throw new CompileError(`Invalid optimize levels ${JSON.stringify(options.optimize)}`, {
-      hint: "use a non-empty subset of 0, 1, 2",
-    });
-  }
-  const mode = options.invalidationMode ?? "timestamp";
-  if (!["timestamp", "checked-hash", "unchecked-hash"].includes(mode)) {
-    throw new CompileError(`Invalid invalidation mode ${JSON.stringify(mode)}`);
-  }
-  for (const root of options.roots) {
-    if (!isAbsolute(root)) throw new CompileError(`Cannot compile ${root}: not an absolute path`);
-  }
-  const { from = "", to = "" } = options.ddir ?? {};
-  for (const dir of [from, to]) {
-    if (/[\n\0]/.test(dir) || (dir !== "" && !isAbsolute(dir))) {
-      throw new CompileError(`Invalid ddir ${JSON.stringify(dir)}: not a plain absolute path`);
-    }
-  }
-  const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-  if (!(timeoutMs > 0)) throw new CompileError(`Invalid per-file timeout: ${timeoutMs} ms`);
-  return { jobs, levels, mode, timeoutMs, ddirFrom: from, ddirTo: to };
 }
 
 /** What a {@link Pool} run returns. */
@@ -174,16 +142,17 @@ class Pool {
       ...[mode, levels.join(","), ddirFrom, ddirTo, this.#options.testHooks?.stallOn ?? ""],
     ];
     for (let i = 0; i < count; i++) {
-      let child: Deno.ChildProcess;
+      let group;
       try {
-        child = new Deno.Command(this.#python, {
+        // Its own process group: a kill reaches whatever the worker forked.
+        group = spawnGroup(this.#python, {
           args,
           clearEnv: true,
           env: WORKER_ENV,
           stdin: "piped",
           stdout: "piped",
           stderr: "piped",
-        }).spawn();
+        });
       } catch (err) {
         throw new CompileError(`Cannot start ${this.#python}: ${(err as Error).message}`, {
           cause: err,
@@ -191,12 +160,12 @@ class Pool {
         });
       }
       const worker = new WorkerProcess(
-        child,
+        group,
         (w, line) => this.#onLine(w, line),
         (w) => this.#onEnd(w),
       );
       this.#workers.push(worker);
-      this.#options.testHooks?.onSpawn?.(child.pid);
+      this.#options.testHooks?.onSpawn?.(group.child.pid);
     }
   }
 
@@ -278,13 +247,25 @@ class Pool {
     const space = line.indexOf(" ");
     const index = worker.inflight[0];
     const status = line.slice(space + 1);
-    if (space < 0 || Number(line.slice(0, space)) !== index || !/^(ok|err )/.test(status)) {
+    if (space < 0 || Number(line.slice(0, space)) !== index || !/^(ok|err |env )/.test(status)) {
       this.#fail(this.#protocolError(worker, `unexpected reply ${JSON.stringify(line)}`));
       return;
     }
     worker.inflight.shift();
     worker.headSince = performance.now();
-    if (status !== "ok") {
+    if (status.startsWith("env ")) {
+      const path = this.#sources[index].path;
+      const error = unescape(status.slice(4));
+      if (this.#options.stopOnEnvironmentError) {
+        this.#fail(
+          new CompileError(`Cannot write the bytecode of ${printable(path)}: ${printable(error)}`, {
+            hint: "free disk space, or make the folder writable and a real folder; then run again",
+          }),
+        );
+        return;
+      }
+      this.#failed.push({ path, error, environment: true });
+    } else if (status !== "ok") {
       this.#failed.push({ path: this.#sources[index].path, error: unescape(status.slice(4)) });
     }
     this.#done++;
@@ -304,7 +285,10 @@ class Pool {
   #onEnd(worker: WorkerProcess): void {
     if (this.#settled || (worker.closing && worker.inflight.length === 0)) return;
     const index = worker.inflight[0];
-    const failure = this.#exitDescription(worker).then((how) => {
+    const failure = this.#exitDescription(worker).then((status) => {
+      const how = worker.overflowed
+        ? `it wrote a reply line over ${MAX_REPLY_BYTES} bytes and was killed`
+        : status;
       const doing = !worker.hello
         ? `before it started (${this.#python})`
         : index === undefined
@@ -382,18 +366,26 @@ class Pool {
   }
 }
 
-function unescape(text: string): string {
-  return text.replace(/\\(.)/g, (_, c: string) => (c === "n" ? "\n" : c === "r" ? "\r" : c));
-}
-
-function describeStatus(status: Deno.CommandStatus): string {
-  return status.signal ? `killed by signal ${status.signal}` : `exited with status ${status.code}`;
-}
-
-/** The tail of a worker's stderr as message lines, or nothing. */
-function stderrOf(worker: WorkerProcess): string {
-  const tail = worker.stderrText();
-  if (!tail) return "";
-  const lines = tail.split("\n").slice(-10).map((l) => "  " + l);
-  return `\nworker stderr (last lines):\n${lines.join("\n")}`;
+/**
+ * Refuses compile roots whose real path lies outside `realPath(confineTo)`: the roots
+ * of an install come from its interpreter's answer, which the archive controls.
+ */
+function confineRoots(roots: string[], confineTo: string): void {
+  const base = Deno.realPathSync(confineTo);
+  for (const root of roots) {
+    let real: string;
+    try {
+      real = Deno.realPathSync(root);
+    } catch {
+      real = root;
+    }
+    if (real !== base && !real.startsWith(`${base}/`)) {
+      throw new CompileError(
+        `Refusing to compile ${printable(root)}: it resolves to ${
+          printable(real)
+        }, outside ${base}`,
+        { hint: "the interpreter named a stdlib outside its installation" },
+      );
+    }
+  }
 }

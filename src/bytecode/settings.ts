@@ -4,6 +4,9 @@
  *
  * @module
  */
+import { isAbsolute } from "node:path";
+import { CompileError } from "../errors.ts";
+
 /** How a `.pyc` is checked against its source (PEP 552). */
 export type InvalidationMode = "timestamp" | "checked-hash" | "unchecked-hash";
 
@@ -45,6 +48,11 @@ export interface CompileOptions {
    * files in the reverse of the usual (largest first) order.
    */
   testHooks?: { onSpawn?: (pid: number) => void; stallOn?: string; reverse?: boolean };
+  /**
+   * Stop at the first file that fails for a reason of the environment (an install:
+   * a full disk must not give a degraded installation) instead of reporting it.
+   */
+  stopOnEnvironmentError?: boolean;
 }
 
 /** A source the interpreter could not compile (syntax error, unreadable, …). */
@@ -53,6 +61,11 @@ export interface CompileFailure {
   path: string;
   /** `ExceptionType: message`, e.g. `SyntaxError: invalid syntax (x.py, line 3)`. */
   error: string;
+  /**
+   * True when the file failed for a reason of the environment (an `OSError` such as a
+   * full disk or a read-only folder), not of its source.
+   */
+  environment?: boolean;
 }
 
 /** The outcome of {@link compileTree}. */
@@ -113,4 +126,47 @@ export interface BytecodeSettings {
   exclude: RegExp[];
   /** Per-file timeout in seconds. */
   timeoutSeconds: number;
+}
+
+/** The default per-file compile timeout. */
+const DEFAULT_TIMEOUT_MS = 60_000;
+
+/** Options after defaults and checks. */
+export interface Settings {
+  jobs: number;
+  levels: number[];
+  mode: InvalidationMode;
+  timeoutMs: number;
+  ddirFrom: string;
+  ddirTo: string;
+}
+
+/** Applies defaults to `options` and checks them. */
+export function validate(options: CompileOptions): Settings {
+  const jobs = options.jobs ?? navigator.hardwareConcurrency ?? 1;
+  if (!Number.isInteger(jobs) || jobs < 1) {
+    throw new CompileError(`Invalid number of bytecode workers: ${jobs}`);
+  }
+  const levels = [...new Set(options.optimize ?? [0])].sort();
+  if (levels.length === 0 || levels.some((l) => l !== 0 && l !== 1 && l !== 2)) {
+    throw new CompileError(`Invalid optimize levels ${JSON.stringify(options.optimize)}`, {
+      hint: "use a non-empty subset of 0, 1, 2",
+    });
+  }
+  const mode = options.invalidationMode ?? "timestamp";
+  if (!["timestamp", "checked-hash", "unchecked-hash"].includes(mode)) {
+    throw new CompileError(`Invalid invalidation mode ${JSON.stringify(mode)}`);
+  }
+  for (const root of options.roots) {
+    if (!isAbsolute(root)) throw new CompileError(`Cannot compile ${root}: not an absolute path`);
+  }
+  const { from = "", to = "" } = options.ddir ?? {};
+  for (const dir of [from, to]) {
+    if (/[\n\0]/.test(dir) || (dir !== "" && !isAbsolute(dir))) {
+      throw new CompileError(`Invalid ddir ${JSON.stringify(dir)}: not a plain absolute path`);
+    }
+  }
+  const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  if (!(timeoutMs > 0)) throw new CompileError(`Invalid per-file timeout: ${timeoutMs} ms`);
+  return { jobs, levels, mode, timeoutMs, ddirFrom: from, ddirTo: to };
 }

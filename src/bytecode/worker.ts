@@ -9,8 +9,10 @@
  * - The worker first writes `pyprime-compile-worker 1\n`.
  * - stdin: one request per line, `<id> <path>\n`, the path as UTF-8 bytes. It is
  *   decoded with the filesystem encoding and `surrogateescape`, like `os.fsdecode`.
- * - stdout: one reply per request, in order: `<id> ok\n` or `<id> err <message>\n`,
- *   where the message has `\`, CR and LF escaped as `\\`, `\r`, `\n`. Replies are
+ * - stdout: one reply per request, in order: `<id> ok\n`, `<id> err <message>\n` (the
+ *   source does not compile: `SyntaxError`, `ValueError`, `UnicodeDecodeError`, …) or
+ *   `<id> env <message>\n` (anything else, `OSError` above all: a full disk, a
+ *   read-only folder; the run cannot be trusted), where the message has `\`, CR and LF escaped as `\\`, `\r`, `\n`. Replies are
  *   written in batches: when the worker starts the last request it holds (so the
  *   coordinator can send more meanwhile), before it waits for input, and at least
  *   every 50 ms. One wake-up of the coordinator per batch instead of per file.
@@ -280,6 +282,12 @@ class Worker:
             self.write_atomic(cfile, data, mode)
 
 
+# What a source can do wrong: bad syntax, a NUL byte (ValueError), an undecodable
+# file (UnicodeDecodeError is a ValueError), an unknown coding cookie, nesting too
+# deep for the compiler. Only these count as "did not compile".
+_SOURCE_ERRORS = (SyntaxError, ValueError, LookupError, RecursionError)
+
+
 def _escape(text):
     data = text.encode("utf-8", "backslashreplace")
     return data.replace(b"\\", b"\\\\").replace(b"\r", b"\\r").replace(b"\n", b"\\n")
@@ -334,9 +342,14 @@ def main(argv):
         try:
             worker.compile(raw.decode(_FS_ENCODING, _FS_ERRORS))
             out.append(ident + b" ok\n")
-        except Exception as error:
+        except _SOURCE_ERRORS as error:
             text = "%s: %s" % (type(error).__name__, error)
             out.append(ident + b" err " + _escape(text) + b"\n")
+        except Exception as error:
+            # OSError (a full disk, a read-only folder, no permission) and anything
+            # unexpected: the environment failed, not the source.
+            text = "%s: %s" % (type(error).__name__, error)
+            out.append(ident + b" env " + _escape(text) + b"\n")
 
 
 main(sys.argv[1:])

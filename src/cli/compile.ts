@@ -9,7 +9,7 @@ import { findInterpreterFor } from "../bytecode/find_python.ts";
 import { compileTree } from "../bytecode/pool.ts";
 import type { InvalidationMode } from "../bytecode/settings.ts";
 import { abortOnSignals } from "../signals.ts";
-import { PyprimeError } from "../errors.ts";
+import { printable, PyprimeError } from "../errors.ts";
 import { exists } from "../fs.ts";
 import type { Output } from "./output.ts";
 import { summarizeCompile } from "./summary.ts";
@@ -34,8 +34,9 @@ export interface RunCompileOptions {
 
 /**
  * Compiles `paths` and prints `Bytecode compiled N files in Xs[, M failed]`.
- * Files that fail to compile do not make it fail; a crashed worker or a timeout
- * throws {@link CompileError}.
+ * Files whose source does not compile do not make it fail; a file that cannot be
+ * written (full disk, read-only folder) makes it exit 1 after the others are done; a
+ * crashed worker or a timeout throws {@link CompileError}.
  *
  * @returns the process exit code, 0 on success
  * @example
@@ -91,6 +92,16 @@ export async function runCompile(
     bar.stop();
     summarizeCompile(report, out, true);
     out.jsonData(report);
+    const broken = report.failed.filter((f) => f.environment);
+    if (broken.length > 0) {
+      out.error(
+        `Cannot write the bytecode of ${broken.length.toLocaleString("en-US")} files, e.g. ${
+          printable(broken[0].path)
+        }: ${printable(broken[0].error)}`,
+        "free disk space or make the folders writable, then run pyprime compile again",
+      );
+      return 1;
+    }
     // As `python -m compileall`: any file that did not compile fails the command.
     return report.failed.length > 0 ? 1 : 0;
   } finally {

@@ -5,16 +5,17 @@
  * @module
  */
 import { basename } from "node:path";
-import { compileTree } from "../bytecode/pool.ts";
-import type { BytecodeSettings, CompileReport } from "../bytecode/settings.ts";
+import type { BytecodeSettings } from "../bytecode/settings.ts";
 import { seconds } from "./format.ts";
 import { requiredProjectRequests } from "./project_requests.ts";
-import { summarizeCompile } from "./summary.ts";
+import { checkVerified, commitQuietly, compileStaged } from "./install_steps.ts";
 import { type Failure, type InstallOutcome, reportOutcomes } from "./install_outcomes.ts";
 import { PyprimeError } from "../errors.ts";
 import { abortOnSignals } from "../signals.ts";
 import type { ExtractLimits } from "../unpack/limits.ts";
 import {
+  type Extracted,
+  inspectStaged,
   prepareInstallDir,
   promote,
   removeTree,
@@ -167,27 +168,48 @@ async function installAll(
   // archive is refused (--require-hashes) or announced before its python3 runs.
   const expected = await Promise.all(toStage.map((plan) => plan.expected()));
   toStage.forEach((plan, i) => checkVerified(plan, expected[i], options, out));
-  const results = await Promise.allSettled(
-    toStage.map(async (plan, i) => ({
-      spec: plan.label,
-      verified: expected[i].verified,
-      build: plan.download?.build ?? "local",
-      staged: await stageWithRestarts(plan, expected[i]),
-    })),
-  );
-  const staged = results.flatMap((r) => r.status === "fulfilled" ? [r.value] : []);
   const failures: Failure[] = [];
-  results.forEach((r, i) => {
-    if (r.status === "rejected") failures.push({ spec: toStage[i].label, error: r.reason });
-  });
   // One request: its error is the command's. A signal: nothing is kept.
-  if (failures.length > 0 && (plans.length === 1 || signal.aborted)) {
-    await Promise.all(staged.map(({ staged }) => removeTree(staged.staging)));
-    throw signal.aborted ? signal.reason : failures[0].error;
-  }
+  const settle = async <T extends { staging: string }>(
+    jobs: { label: string; run: () => Promise<T> }[],
+  ): Promise<{ label: string; value: T }[]> => {
+    const results = await Promise.allSettled(jobs.map((j) => j.run()));
+    const ok = results.flatMap((r, i) =>
+      r.status === "fulfilled" ? [{ label: jobs[i].label, value: r.value }] : []
+    );
+    results.forEach((r, i) => {
+      if (r.status === "rejected") failures.push({ spec: jobs[i].label, error: r.reason });
+    });
+    if (failures.length > 0 && (plans.length === 1 || signal.aborted)) {
+      await Promise.all(ok.map(({ value }) => removeTree(value.staging)));
+      throw signal.aborted ? signal.reason : failures[0].error;
+    }
+    return ok;
+  };
+  const extracted = await settle(toStage.map((plan, i) => ({
+    label: plan.label,
+    run: async () => ({
+      plan,
+      expected: expected[i],
+      ...await stageWithRestarts(plan, expected[i]),
+    }),
+  })));
+  // Every byte is read: the network goes before any interpreter from an archive runs.
   const revoked = await revokeNetwork();
   out.debug(`Revoked permissions: ${revoked.join(", ") || "none"}`);
-
+  const inspected = await settle(extracted.map(({ label, value }) => ({
+    label,
+    run: async () => {
+      const one = await inspectStaged(value, stageOptions(value.plan, value.expected));
+      return { ...value, one, staging: one.staging };
+    },
+  })));
+  const staged = inspected.map(({ label, value }) => ({
+    spec: label,
+    verified: value.expected.verified,
+    build: value.plan.download?.build ?? "local",
+    staged: value.one,
+  }));
   const promoted = new Set<string>();
   let next = 0;
   try {
@@ -213,20 +235,26 @@ async function installAll(
   if (!options.noBin) await linkExecutables(dir, outcomes, options, out);
   return reportOutcomes(outcomes, failures, plans.map((p) => p.label), out);
 
-  async function stageWithRestarts(plan: Plan, expected: Expected): Promise<Staged> {
+  function stageOptions(plan: Plan, expected: Expected) {
+    return {
+      installDir: dir,
+      sha256: expected.sha256,
+      reinstall: options.reinstall,
+      limits: options.limits,
+      signal,
+      foreign: plan.foreign ? plan.download : undefined,
+    };
+  }
+
+  async function stageWithRestarts(plan: Plan, expected: Expected): Promise<Extracted> {
     for (let attempt = 0;; attempt++) {
       const bar = out.bar(`Installing ${plan.download?.key ?? basename(plan.label)}`, 0, "bytes");
       try {
         const source = await plan.open(signal);
         if (source.size) bar.update(0, source.size);
         return await stageArchive(source, {
-          installDir: dir,
-          sha256: expected.sha256,
-          reinstall: options.reinstall,
-          limits: options.limits,
-          signal,
+          ...stageOptions(plan, expected),
           onBytes: (n) => bar.update(n),
-          foreign: plan.foreign ? plan.download : undefined,
         });
       } catch (err) {
         if (!(err instanceof NetworkError && err.restartable) || attempt >= RESTARTS) throw err;
@@ -236,32 +264,6 @@ async function installAll(
       }
     }
   }
-}
-
-/**
- * A source with no digest to check: refused under `--require-hashes`, else one warning
- * (its `bin/python3` is about to run to probe it).
- */
-function checkVerified(
-  plan: Plan,
-  expected: Expected,
-  options: InstallCommandOptions,
-  out: Output,
-): void {
-  if (expected.verified !== "none") return;
-  const how = plan.request.kind === "stdin"
-    ? "pass --sha256 HEX with the digest of a trusted copy"
-    : "pass --sha256 HEX with the digest of a trusted copy, or put the release's SHA256SUMS beside it";
-  if (options.requireHashes) {
-    throw new PyprimeError(
-      `Refusing to install ${plan.label}: not verified (${expected.reason}) and hashes are required`,
-      { hint: `${how}; or drop --require-hashes / PYPRIME_REQUIRE_HASHES` },
-    );
-  }
-  out.warn(
-    `${plan.label} is not verified (${expected.reason}); installing it runs its bin/python3`,
-    `${how}; --require-hashes refuses unverified archives`,
-  );
 }
 
 /** For a version or key request, an installed key that satisfies it on the target platform. */
@@ -344,53 +346,6 @@ async function finish(
     await removeTree(staged.staging);
     await commitQuietly(staged, out);
     throw err;
-  }
-}
-
-/** Keeps a verified download in the cache; a cache failure is only worth a warning. */
-async function commitQuietly(staged: Staged, out: Output): Promise<void> {
-  await staged.source.commit?.().catch((err: Error) =>
-    out.warn(`Cannot keep ${staged.source.label} in the cache: ${err.message}`)
-  );
-}
-
-async function compileStaged(
-  staged: Staged,
-  settings: BytecodeSettings,
-  signal: AbortSignal,
-  out: Output,
-): Promise<CompileReport> {
-  const bar = out.bar("Compiling bytecode", 0, "files");
-  try {
-    const report = await compileTree({
-      python: `${staged.staging}/bin/python3`,
-      confineTo: staged.staging,
-      roots: [staged.info.stdlib],
-      ddir: { from: staged.staging, to: staged.target },
-      jobs: settings.jobs,
-      optimize: settings.optimize,
-      invalidationMode: settings.invalidationMode,
-      exclude: settings.exclude,
-      timeoutMs: settings.timeoutSeconds * 1000,
-      signal,
-      onProgress: (done, total) => bar.update(done, total),
-    });
-    bar.stop();
-    // What the user will look at is the final path, not the staging folder that is
-    // renamed into it a moment later.
-    const final = {
-      ...report,
-      failed: report.failed.map((f) => ({
-        ...f,
-        path: f.path.startsWith(staged.staging + "/")
-          ? staged.target + f.path.slice(staged.staging.length)
-          : f.path,
-      })),
-    };
-    summarizeCompile(final, out);
-    return final;
-  } finally {
-    bar.stop();
   }
 }
 

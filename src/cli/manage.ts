@@ -9,7 +9,13 @@ import { binDir, syncLinks } from "../install/bin_links.ts";
 import { PyprimeError } from "../errors.ts";
 import { exists } from "../fs.ts";
 import { matchesInstalled, parseRequest } from "../resolve/request.ts";
-import { prepareInstallDir, removeTree, withInstallLock } from "../install/install.ts";
+import {
+  dirError,
+  needsRecovery,
+  prepareInstallDir,
+  removeTree,
+  withInstallLock,
+} from "../install/install.ts";
 import { installDir, installedKeys, interpreterPath, STAGING_DIR } from "../install/layout.ts";
 import type { Output } from "./output.ts";
 import { installedRow } from "./list.ts";
@@ -38,6 +44,9 @@ export async function findInstallations(
   dir: string,
   request?: string,
 ): Promise<Installation[]> {
+  // A reinstall killed between its two renames leaves its key missing: every command,
+  // not only the next locking one, puts it back first (under the lock, as install does).
+  if (await needsRecovery(dir)) await withInstallLock(dir, () => Promise.resolve()).catch(() => {});
   const keys = await installedKeys(dir);
   const parsed = request === undefined ? undefined : parseRequest(request);
   return keys
@@ -147,8 +156,12 @@ export async function runUninstall(
       }))).flat();
     for (const { key, path } of new Map(targets.map((t) => [t.key, t])).values()) {
       const aside = join(dir, STAGING_DIR, `uninstall-${crypto.randomUUID().slice(0, 8)}`);
-      await Deno.rename(path, aside);
-      await removeTree(aside);
+      try {
+        await Deno.rename(path, aside);
+        await removeTree(aside);
+      } catch (err) {
+        throw dirError(dir, err);
+      }
       removed.push(key);
       out.info(`Uninstalled ${key}`);
     }

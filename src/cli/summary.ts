@@ -4,6 +4,7 @@
  * @module
  */
 import type { CompileReport } from "../bytecode/settings.ts";
+import { printable } from "../errors.ts";
 import { plural, seconds } from "./format.ts";
 import type { Output } from "./output.ts";
 
@@ -18,9 +19,13 @@ export function summarizeCompile(
   out: Output,
   failuresAreErrors = false,
 ): void {
+  // Paths and messages come from the tree compiled: escaped so they print as inert text.
+  // A file the environment kept from being written (a full disk) is summed up once by
+  // the caller, not listed a thousand times.
   for (const f of report.failed) {
-    if (failuresAreErrors) out.error(`Cannot compile ${f.path}: ${f.error}`);
-    else out.debug(`  failed: ${f.path}: ${f.error}`);
+    const line = `${printable(f.path)}: ${printable(f.error)}`;
+    if (failuresAreErrors && !f.environment) out.error(`Cannot compile ${line}`);
+    else out.debug(`  failed: ${line}`);
   }
   const failed = report.failed.length
     ? `, ${report.failed.length.toLocaleString("en-US")} failed`

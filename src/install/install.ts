@@ -17,13 +17,13 @@ import {
 } from "../errors.ts";
 import { type ExtractResult, extractTar } from "../unpack/extract.ts";
 import type { ExtractLimits } from "../unpack/limits.ts";
-import { type InterpreterInfo, keyOf, probeInterpreter } from "./interpreter.ts";
+import { confineProbe, type InterpreterInfo, keyOf, probeInterpreter } from "./interpreter.ts";
 import type { Download } from "../resolve/catalog.ts";
 import { formatVersion } from "../resolve/version.ts";
 import type { ArchiveSource } from "../fetch/source.ts";
 import { exists } from "../fs.ts";
 import { pbsEntryPath, STAGING_DIR } from "./layout.ts";
-import { rewriteSysconfig } from "./sysconfig.ts";
+import { checkConfigSizes, rewriteSysconfig } from "./sysconfig.ts";
 
 /** Options of {@link stageArchive}. */
 export interface StageOptions {
@@ -46,14 +46,10 @@ export interface StageOptions {
   foreign?: Download;
 }
 
-/** An archive extracted and checked in a staging folder, not yet visible. */
-export interface Staged {
+/** An archive extracted and checked in a staging folder; its interpreter not run yet. */
+export interface Extracted {
   /** The staging folder (the future installation root). */
   staging: string;
-  /** Where it will live: `<install-dir>/<key>`. */
-  target: string;
-  /** The interpreter's own description. */
-  info: InterpreterInfo;
   /** sha256 of the archive bytes. */
   sha256: string;
   /** Compressed size read. */
@@ -64,12 +60,20 @@ export interface Staged {
   extract: ExtractResult;
   /** Seconds spent streaming and extracting. */
   extractSeconds: number;
-  /** The key is installed already and `reinstall` was not asked. */
-  alreadyInstalled: boolean;
   /** The archive's source, for commit/discard. */
   source: ArchiveSource;
   /** Set for an archive of another platform: the catalog entry it was named from. */
   foreign?: Download;
+}
+
+/** An extracted archive whose interpreter has described itself, not yet visible. */
+export interface Staged extends Extracted {
+  /** Where it will live: `<install-dir>/<key>`. */
+  target: string;
+  /** The interpreter's own description (its folders checked to lie in the staging folder). */
+  info: InterpreterInfo;
+  /** The key is installed already and `reinstall` was not asked. */
+  alreadyInstalled: boolean;
 }
 
 /** Creates the install dir and returns its real path (so staging paths and final paths agree). */
@@ -78,13 +82,36 @@ export async function prepareInstallDir(dir: string): Promise<string> {
     await Deno.mkdir(join(dir, STAGING_DIR), { recursive: true });
     return await Deno.realPath(dir);
   } catch (err) {
-    const refused = refusedPath(err);
-    if (refused) throw new PyprimeError(refused.message, { cause: err, hint: refused.hint });
-    throw new PyprimeError(`Cannot use ${dir} as the install dir: ${(err as Error).message}`, {
-      cause: err,
-      hint: "pass --install-dir DIR (or PYPRIME_PYTHON_INSTALL_DIR) naming a folder you can write",
-    });
+    throw dirError(dir, err);
   }
+}
+
+/**
+ * The error for an install dir pyprime cannot change (read-only file system, no
+ * permission, not a folder): one line naming the dir and the cause.
+ */
+export function dirError(dir: string, err: unknown): PyprimeError {
+  if (err instanceof PyprimeError) return err;
+  const refused = refusedPath(err);
+  if (refused) return new PyprimeError(refused.message, { cause: err, hint: refused.hint });
+  const message = (err as Error).message ?? String(err);
+  return new PyprimeError(`Cannot use ${dir} as the install dir: ${message}`, {
+    cause: err,
+    hint: "pass --install-dir DIR (or PYPRIME_PYTHON_INSTALL_DIR) naming a folder you can write",
+  });
+}
+
+/** True when a reinstall was killed between its renames in `dir` (see {@link recoverPrevious}). */
+export async function needsRecovery(dir: string): Promise<boolean> {
+  try {
+    for await (const entry of Deno.readDir(dir)) {
+      const m = /^\.(.+)\.previous$/.exec(entry.name);
+      if (m && entry.isDirectory && !(await exists(join(dir, m[1])))) return true;
+    }
+  } catch {
+    return false;
+  }
+  return false;
 }
 
 /**
@@ -102,7 +129,9 @@ export async function withInstallLock<T>(
   fn: () => Promise<T>,
   onWait?: () => void,
 ): Promise<T> {
-  const file = await Deno.open(join(dir, ".lock"), { create: true, write: true });
+  const file = await Deno.open(join(dir, ".lock"), { create: true, write: true }).catch((err) => {
+    throw dirError(dir, err);
+  });
   try {
     const timer = onWait ? setTimeout(onWait, 500) : undefined;
     try {
@@ -110,7 +139,9 @@ export async function withInstallLock<T>(
     } finally {
       clearTimeout(timer);
     }
-    await removeStaleStaging(dir);
+    await removeStaleStaging(dir).catch((err) => {
+      throw dirError(dir, err);
+    });
     return await fn();
   } finally {
     file.close(); // closing releases the lock
@@ -157,15 +188,50 @@ export async function removeTree(path: string): Promise<void> {
 
 /**
  * Streams `source` once through sha256, decompression and the extraction policy
- * into a fresh staging folder, verifies the digest, probes the interpreter for its
- * key and rewrites build prefixes. Must run inside {@link withInstallLock}. On any
+ * into a fresh staging folder and verifies the digest. Nothing from the archive runs
+ * yet (see {@link inspectStaged}). Must run inside {@link withInstallLock}. On any
  * failure the staging folder is removed before the error propagates.
  */
-export async function stageArchive(source: ArchiveSource, options: StageOptions): Promise<Staged> {
+export async function stageArchive(
+  source: ArchiveSource,
+  options: StageOptions,
+): Promise<Extracted> {
   const staging = join(options.installDir, STAGING_DIR, randomName());
-  await Deno.mkdir(staging);
+  await Deno.mkdir(staging).catch((err) => {
+    throw dirError(options.installDir, err);
+  });
+  return await cleanupOnFailure(staging, source, () => extractInto(staging, source, options));
+}
+
+/**
+ * Runs the staged interpreter to learn its key (or names a foreign one from the
+ * catalog), checks that the folders it names lie inside the staging folder, and
+ * rewrites build prefixes. Call it only once the network permission is dropped.
+ */
+export async function inspectStaged(extracted: Extracted, options: StageOptions): Promise<Staged> {
+  const { staging, source } = extracted;
+  return await cleanupOnFailure(staging, source, async () => {
+    const python = await findInterpreter(staging, source.label);
+    await checkConfigSizes(staging);
+    const info = options.foreign ? describeDownload(options.foreign, staging) : await confineProbe(
+      await probeInterpreter(python, source.label, options.signal),
+      staging,
+      source.label,
+    );
+    const target = join(options.installDir, info.key);
+    const alreadyInstalled = !options.reinstall && await exists(target);
+    if (!alreadyInstalled) await rewriteSysconfig(staging, target);
+    return { ...extracted, target, info, alreadyInstalled };
+  });
+}
+
+async function cleanupOnFailure<T>(
+  staging: string,
+  source: ArchiveSource,
+  step: () => Promise<T>,
+): Promise<T> {
   try {
-    return await stageInto(staging, source, options);
+    return await step();
   } catch (err) {
     await removeTree(staging);
     // A partial download is always dropped; a cached archive is evicted only when its
@@ -178,11 +244,11 @@ export async function stageArchive(source: ArchiveSource, options: StageOptions)
   }
 }
 
-async function stageInto(
+async function extractInto(
   staging: string,
   source: ArchiveSource,
   options: StageOptions,
-): Promise<Staged> {
+): Promise<Extracted> {
   const started = performance.now();
   const tap = sha256Tap();
   const counted = options.onBytes ? countBytes(options.onBytes) : undefined;
@@ -198,25 +264,13 @@ async function stageInto(
   });
   const sha256 = await tap.digest;
   verifySha256(source.label, options.sha256, sha256);
-  const extractSeconds = (performance.now() - started) / 1000;
-
-  const python = await findInterpreter(staging, source.label);
-  const info = options.foreign
-    ? describeDownload(options.foreign, staging)
-    : await probeInterpreter(python, source.label, options.signal);
-  const target = join(options.installDir, info.key);
-  const alreadyInstalled = !options.reinstall && await exists(target);
-  if (!alreadyInstalled) await rewriteSysconfig(staging, target);
   return {
     staging,
-    target,
-    info,
     sha256,
     archiveBytes: tap.bytes(),
     format,
     extract,
-    extractSeconds,
-    alreadyInstalled,
+    extractSeconds: (performance.now() - started) / 1000,
     source,
     foreign: options.foreign,
   };
@@ -236,6 +290,9 @@ function describeDownload(download: Download, staging: string): InterpreterInfo 
     libc: download.libc,
     stdlib: join(staging, "lib", `python${major}.${minor}${t}`),
     prefix: staging,
+    exec_prefix: staging,
+    platstdlib: join(staging, "lib", `python${major}.${minor}${t}`),
+    purelib: join(staging, "lib", `python${major}.${minor}${t}`, "site-packages"),
   };
   return { ...info, key: keyOf(info) };
 }
@@ -275,14 +332,23 @@ async function findInterpreter(root: string, label: string): Promise<string> {
 export async function promote(staged: Staged): Promise<void> {
   const { staging, target } = staged;
   if (!(await exists(target))) {
-    await Deno.rename(staging, target);
+    await Deno.rename(staging, target).catch((err) => {
+      throw dirError(dirname(target), err);
+    });
     return;
   }
   // Not inside .staging: a run killed between the two renames must not lose the old
   // installation; the next locked run puts it back (see recoverPrevious).
   const aside = previousPath(target);
-  await removeTree(aside);
-  await Deno.rename(target, aside);
+  try {
+    await removeTree(aside);
+    await Deno.rename(target, aside);
+  } catch (err) {
+    throw new PyprimeError(`Cannot replace ${target}: ${(err as Error).message}`, {
+      cause: err,
+      hint: "check that the install dir is writable; the previous installation is unchanged",
+    });
+  }
   try {
     await Deno.rename(staging, target);
   } catch (err) {

@@ -4,11 +4,16 @@
  *
  * @module
  */
-import { ArchiveError } from "../errors.ts";
+import { join } from "node:path";
+import { ArchiveError, printable } from "../errors.ts";
+import { OutputCapError, runBounded } from "../process.ts";
 import { isInstallKey } from "./layout.ts";
 
 /** How long the one-line probe may take: a healthy interpreter answers in ~30 ms. */
 const PROBE_TIMEOUT_MS = 60_000;
+
+/** The most the probe may print on stdout or stderr; its answer is a few hundred bytes. */
+export const PROBE_OUTPUT_CAP = 1024 * 1024;
 
 /** What an interpreter says about itself. */
 export interface InterpreterInfo {
@@ -30,6 +35,12 @@ export interface InterpreterInfo {
   stdlib: string;
   /** `sys.prefix`, as seen from where the interpreter runs now. */
   prefix: string;
+  /** `sys.exec_prefix`. */
+  exec_prefix: string;
+  /** `sysconfig.get_paths()["platstdlib"]`. */
+  platstdlib: string;
+  /** `sysconfig.get_paths()["purelib"]`. */
+  purelib: string;
   /** The uv-style key, e.g. `cpython-3.13.1+freethreaded-linux-x86_64-gnu`. */
   key: string;
 }
@@ -77,14 +88,18 @@ def quote(text):
     return '"' + "".join(out) + '"'
 
 
+paths = sysconfig.get_paths()
 answer = {
     "implementation": sys.implementation.name,
     "version": version,
     "minor": "%d.%d" % (v.major, v.minor),
     "variant": "+".join(variant),
     "os": osname, "arch": arch, "libc": libc,
-    "stdlib": sysconfig.get_paths()["stdlib"],
+    "stdlib": paths["stdlib"],
     "prefix": sys.prefix,
+    "exec_prefix": sys.exec_prefix,
+    "platstdlib": paths["platstdlib"],
+    "purelib": paths["purelib"],
 }
 print("{" + ", ".join(quote(k) + ": " + quote(answer[k]) for k in answer) + "}")
 `;
@@ -128,24 +143,35 @@ export async function probeInterpreter(
   label: string,
   signal?: AbortSignal,
 ): Promise<InterpreterInfo> {
-  // A hung interpreter must neither hang the install nor outlive a Ctrl-C.
+  // A hung interpreter must neither hang the install nor outlive a Ctrl-C; one that
+  // floods its pipes or forks a child holding them must not either (see runBounded).
   const timeout = AbortSignal.timeout(PROBE_TIMEOUT_MS);
   const stop = signal ? AbortSignal.any([signal, timeout]) : timeout;
-  let output: Deno.CommandOutput;
+  let output;
   try {
-    output = await new Deno.Command(python, {
-      signal: stop,
-      // -B: the probe must not leave .pyc files in the tree (they would be stale after
-      // the sysconfig rewrite and are the bytecode stage's job).
-      args: ["-I", "-S", "-B", "-c", PROBE],
-      clearEnv: true,
-      env: isolatedEnv(),
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
+    output = await runBounded(
+      python,
+      {
+        // -B: the probe must not leave .pyc files in the tree (they would be stale after
+        // the sysconfig rewrite and are the bytecode stage's job).
+        args: ["-I", "-S", "-B", "-c", PROBE],
+        clearEnv: true,
+        env: isolatedEnv(),
+        stdin: "null",
+      },
+      PROBE_OUTPUT_CAP,
+      stop,
+    );
   } catch (err) {
     if (signal?.aborted) throw signal.reason;
+    if (err instanceof OutputCapError) {
+      throw new ArchiveError(
+        `Cannot run the interpreter of ${label}: it printed more than ${
+          PROBE_OUTPUT_CAP / 1024 / 1024
+        } MiB and was killed`,
+        { hint: "the archive's interpreter misbehaves; get the archive from a trusted source" },
+      );
+    }
     throw new ArchiveError(`Cannot run the interpreter of ${label}: ${(err as Error).message}`, {
       cause: err,
       hint: "the archive may be for another platform; check the platform part of its name",
@@ -158,10 +184,15 @@ export async function probeInterpreter(
       { hint: "the archive's interpreter hangs; get the archive again from a trusted source" },
     );
   }
-  const stderr = new TextDecoder().decode(output.stderr).trim().split("\n").at(-1) ?? "";
-  if (!output.success) {
+  const stderr = printable(
+    new TextDecoder().decode(output.stderr).trim().split("\n").at(-1) ?? "",
+  ).slice(0, 300);
+  if (!output.status.success) {
+    const how = output.status.signal
+      ? `killed by ${output.status.signal}`
+      : `exit ${output.status.code}`;
     throw new ArchiveError(
-      `Cannot run the interpreter of ${label}: exit ${output.code}${stderr ? `: ${stderr}` : ""}`,
+      `Cannot run the interpreter of ${label}: ${how}${stderr ? `: ${stderr}` : ""}`,
       { hint: "the archive may be for another platform or incomplete" },
     );
   }
@@ -193,6 +224,9 @@ export function parseProbe(text: string, label: string): InterpreterInfo {
     "libc",
     "stdlib",
     "prefix",
+    "exec_prefix",
+    "platstdlib",
+    "purelib",
   ];
   if (
     typeof info !== "object" || info === null ||
@@ -203,4 +237,62 @@ export function parseProbe(text: string, label: string): InterpreterInfo {
   const key = keyOf(info);
   if (!isInstallKey(key)) throw bad(`named itself ${JSON.stringify(key)}, not a CPython key`);
   return { ...info, key };
+}
+
+/** The probe answers that name folders the installation must own. */
+const CONFINED = ["prefix", "exec_prefix", "stdlib", "platstdlib", "purelib"] as const;
+
+/**
+ * The real path of `path`, or, when it does not exist, the real path of its nearest
+ * existing ancestor with the missing rest appended (a missing `site-packages` is fine).
+ */
+async function realPathLoose(path: string): Promise<string | undefined> {
+  const parts = path.split("/");
+  for (let keep = parts.length; keep > 0; keep--) {
+    const head = parts.slice(0, keep).join("/") || "/";
+    try {
+      const real = await Deno.realPath(head);
+      // The missing rest has no links to follow: `..` in it resolves lexically.
+      return join(real, ...parts.slice(keep));
+    } catch (err) {
+      // A link loop or a file in the middle: a folder the installation cannot own.
+      if (!(err instanceof Deno.errors.NotFound)) return undefined;
+    }
+  }
+  return path;
+}
+
+/**
+ * Checks that the folders the probe named (`prefix`, `exec_prefix`, `stdlib`,
+ * `platstdlib`, `purelib`) lie inside `staging` once symbolic links are resolved, and
+ * returns the answer with those real paths. A `pyvenv.cfg` or a missing landmark makes
+ * CPython pick folders elsewhere (another Python, an ancestor of the install dir):
+ * compiling or rewriting there would write outside the installation.
+ *
+ * @throws {ArchiveError} naming the value that lies outside.
+ */
+export async function confineProbe(
+  info: InterpreterInfo,
+  staging: string,
+  label: string,
+): Promise<InterpreterInfo> {
+  const root = await Deno.realPath(staging);
+  const out = { ...info };
+  for (const field of CONFINED) {
+    const value = info[field];
+    const real = value.startsWith("/") ? await realPathLoose(value) : undefined;
+    if (real === undefined || (real !== root && !real.startsWith(`${root}/`))) {
+      throw new ArchiveError(
+        `Cannot install ${label}: its interpreter's ${field} is ${
+          JSON.stringify(printable(value))
+        }, outside the installation`,
+        {
+          hint: "the archive makes CPython use another Python's files (a pyvenv.cfg, a " +
+            "missing lib/python3.X/os.py); get it from a trusted source",
+        },
+      );
+    }
+    out[field] = real;
+  }
+  return out;
 }

@@ -12,7 +12,7 @@
  */
 import { join, resolve } from "node:path";
 import { envValue as env } from "../env.ts";
-import { ArchiveError, PyprimeError, refusedPath } from "../errors.ts";
+import { ArchiveError, PyprimeError, refusedPath, UnsafeEntryError } from "../errors.ts";
 
 /** Name of the folder of in-progress installs inside the install dir. */
 export const STAGING_DIR = ".staging";
@@ -67,12 +67,26 @@ export function pbsEntryPath(name: string, label = "archive"): string | null {
     );
   }
   if (parts.length === 1) return null;
+  let rel: string;
   if (parts[1] === "install") {
-    return parts.length === 2 ? null : parts.slice(2).join("/");
+    if (parts.length === 2) return null;
+    rel = parts.slice(2).join("/");
+  } else if (FULL_LAYOUT_EXTRAS.has(parts[1])) return null;
+  else rel = parts.slice(1).join("/");
+  if (VENV_CONFIGS.has(rel.replace(/\/+$/, "").toLowerCase())) {
+    throw new UnsafeEntryError(
+      name,
+      "a pyvenv.cfg there would make the interpreter use another Python's files",
+    );
   }
-  if (FULL_LAYOUT_EXTRAS.has(parts[1])) return null;
-  return parts.slice(1).join("/");
+  return rel;
 }
+
+/**
+ * Where CPython looks for `pyvenv.cfg` (next to the executable and one folder up):
+ * one there could name any other Python as `home`, and its stdlib would be compiled.
+ */
+const VENV_CONFIGS = new Set(["pyvenv.cfg", "bin/pyvenv.cfg"]);
 
 /** A uv-style installation key, e.g. `cpython-3.13.1+freethreaded-linux-x86_64-gnu`. */
 export const KEY_PATTERN =

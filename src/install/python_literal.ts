@@ -41,6 +41,37 @@ const SIMPLE_ESCAPES: Record<string, string> = {
   "\n": "",
 };
 
+/** The value of hex digit `c` (a char code), or -1. */
+function hexDigit(c: number): number {
+  if (c >= 48 && c <= 57) return c - 48;
+  if (c >= 97 && c <= 102) return c - 87;
+  if (c >= 65 && c <= 70) return c - 55;
+  return -1;
+}
+
+/**
+ * Finds the next quote, backslash or newline of a literal. Each of the three is looked
+ * up again only once the cursor has passed its last hit, so a value full of escapes
+ * is still scanned in linear time.
+ */
+class Specials {
+  readonly #next: number[];
+  constructor(readonly text: string, readonly chars: string[]) {
+    this.#next = chars.map(() => -2);
+  }
+
+  /** The first of the characters at or after `from`, or -1. */
+  at(from: number): number {
+    let best = -1;
+    for (let i = 0; i < this.chars.length; i++) {
+      let at = this.#next[i];
+      if (at !== -1 && at < from) at = this.#next[i] = this.text.indexOf(this.chars[i], from);
+      if (at !== -1 && (best === -1 || at < best)) best = at;
+    }
+    return best;
+  }
+}
+
 class Cursor {
   pos: number;
   constructor(readonly text: string, pos: number) {
@@ -69,21 +100,46 @@ class Cursor {
     }
   }
 
-  /** Reads one `'…'` or `"…"` literal, decoding its escapes. */
+  /**
+   * Reads one `'…'` or `"…"` literal, decoding its escapes. Runs of plain characters
+   * are taken as slices, found with `indexOf`: linear time, and memory of the order of
+   * the value (building it a character at a time cost ~40× the file size).
+   */
   string(): string {
     const quote = this.peek();
     if (this.text.startsWith(quote.repeat(3), this.pos)) this.fail("triple-quoted string");
     this.pos++;
-    let out = "";
+    const parts: string[] = [];
+    const text = this.text;
+    const specials = new Specials(text, [quote, "\\", "\n"]);
+    const run: string[] = [];
     for (;;) {
-      const c = this.text[this.pos++];
-      if (c === undefined || c === "\n") this.fail("unterminated string");
-      if (c === quote) return out;
-      if (c !== "\\") {
-        out += c;
-        continue;
+      const end = specials.at(this.pos);
+      if (end === -1) {
+        this.pos = text.length;
+        this.fail("unterminated string");
       }
-      out += this.escape();
+      if (end > this.pos) {
+        if (run.length) {
+          parts.push(run.join(""));
+          run.length = 0;
+        }
+        parts.push(text.slice(this.pos, end));
+      }
+      const c = text[end];
+      this.pos = end + 1;
+      if (c === "\n") this.fail("unterminated string");
+      if (c === quote) {
+        if (run.length) parts.push(run.join(""));
+        return parts.length === 1 ? parts[0] : parts.join("");
+      }
+      // Escapes gather in a short run joined every few thousand, so a value made of
+      // escapes does not hold one array slot per character.
+      run.push(this.escape());
+      if (run.length >= 4096) {
+        parts.push(run.join(""));
+        run.length = 0;
+      }
     }
   }
 
@@ -97,10 +153,15 @@ class Cursor {
     }
     const hexLength = c === "x" ? 2 : c === "u" ? 4 : c === "U" ? 8 : 0;
     if (hexLength) {
-      const hex = this.text.slice(this.pos, this.pos + hexLength);
-      if (!/^[0-9a-fA-F]+$/.test(hex) || hex.length !== hexLength) this.fail(`bad \\${c} escape`);
+      let code = 0;
+      for (let i = 0; i < hexLength; i++) {
+        const digit = hexDigit(this.text.charCodeAt(this.pos + i));
+        if (digit < 0) this.fail(`bad \\${c} escape`);
+        code = code * 16 + digit;
+      }
+      if (code > 0x10ffff) this.fail(`bad \\${c} escape`);
       this.pos += hexLength;
-      return String.fromCodePoint(parseInt(hex, 16));
+      return String.fromCodePoint(code);
     }
     if (/[0-7]/.test(c)) {
       const oct = /^[0-7]{0,2}/.exec(this.text.slice(this.pos, this.pos + 2))![0];
@@ -146,7 +207,10 @@ export function parseBuildTimeVars(text: string): ParsedDict {
     cur.skipBlank();
     if (cur.peek() === "}") return { items, open };
     if (cur.peek() !== "'" && cur.peek() !== '"') cur.fail("expected a string key");
-    const indent = /[ \t]*$/.exec(text.slice(text.lastIndexOf("\n", cur.pos - 1) + 1, cur.pos))![0];
+    // Only the last few characters: looking back to the line start on a one-line dict
+    // would be quadratic.
+    const before = text.slice(Math.max(0, cur.pos - 256), cur.pos);
+    const indent = /[ \t]*$/.exec(before.slice(before.lastIndexOf("\n") + 1))![0];
     const key = cur.strings();
     cur.skipBlank();
     if (cur.peek() !== ":") cur.fail("expected `:`");
@@ -172,16 +236,24 @@ export function parseBuildTimeVars(text: string): ParsedDict {
  */
 export function pythonString(value: string): string {
   const quote = value.includes("'") && !value.includes('"') ? '"' : "'";
-  let out = quote;
-  for (const ch of value) {
-    const code = ch.codePointAt(0)!;
-    if (ch === "\\" || ch === quote) out += `\\${ch}`;
-    else if (ch === "\n") out += "\\n";
-    else if (ch === "\r") out += "\\r";
-    else if (ch === "\t") out += "\\t";
-    else if (code < 0x20 || code === 0x7f) out += `\\x${code.toString(16).padStart(2, "0")}`;
-    else if (code >= 0xd800 && code <= 0xdfff) out += `\\u${code.toString(16).padStart(4, "0")}`;
-    else out += ch;
-  }
-  return out + quote;
+  // One regular-expression pass: building the literal a character at a time took
+  // memory of many times the value's size.
+  const special = quote === "'" ? SPECIAL_SINGLE : SPECIAL_DOUBLE;
+  return quote + value.replace(special, escapeChar) + quote;
+}
+
+// With the `u` flag a surrogate range matches only unpaired surrogates, as `repr()` escapes.
+// deno-lint-ignore no-control-regex
+const SPECIAL_SINGLE = /[\\'\x00-\x1f\x7f]|[\ud800-\udfff]/gu;
+// deno-lint-ignore no-control-regex
+const SPECIAL_DOUBLE = /[\\"\x00-\x1f\x7f]|[\ud800-\udfff]/gu;
+
+function escapeChar(ch: string): string {
+  if (ch === "\\" || ch === "'" || ch === '"') return `\\${ch}`;
+  if (ch === "\n") return "\\n";
+  if (ch === "\r") return "\\r";
+  if (ch === "\t") return "\\t";
+  const code = ch.charCodeAt(0);
+  if (code >= 0xd800) return `\\u${code.toString(16).padStart(4, "0")}`;
+  return `\\x${code.toString(16).padStart(2, "0")}`;
 }

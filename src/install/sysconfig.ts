@@ -23,11 +23,14 @@
  * @module
  */
 import { isAbsolute, join } from "node:path";
-import { ArchiveError } from "../errors.ts";
+import { ArchiveError, PyprimeError } from "../errors.ts";
 import { LiteralSyntaxError, parseBuildTimeVars, pythonString } from "./python_literal.ts";
 
 /** The prefix PBS archives are built with. */
 export const BUILD_PREFIX = "/install";
+
+/** The largest sysconfig, JSON or `.pc` file rewritten; PBS's are under 100 KiB. */
+export const MAX_CONFIG_BYTES = 16 * 1024 * 1024;
 
 /** The key uv adds so tools can tell a patched standalone build. */
 const STANDALONE_KEY = "PYTHON_BUILD_STANDALONE";
@@ -159,11 +162,15 @@ export function patchSysconfigData(text: string, finalPrefix: string): string {
     const at = last ? last.end : open;
     edits.push({ start: at, end: at, text: last ? `,\n${last.indent}${entry}` : entry });
   }
-  let out = text;
-  for (const e of edits.sort((a, b) => b.start - a.start)) {
-    out = out.slice(0, e.start) + e.text + out.slice(e.end);
+  // One pass over the edits in order: slicing the result once per edit is quadratic.
+  const parts: string[] = [];
+  let at = 0;
+  for (const e of edits.sort((a, b) => a.start - b.start)) {
+    parts.push(text.slice(at, e.start), e.text);
+    at = e.end;
   }
-  return out;
+  parts.push(text.slice(at));
+  return parts.join("");
 }
 
 /**
@@ -242,6 +249,7 @@ async function patchFile(
   finalPrefix: string,
 ): Promise<boolean> {
   const path = join(root, rel);
+  await checkSize(root, rel);
   const text = await Deno.readTextFile(path);
   let patched: string;
   try {
@@ -254,7 +262,12 @@ async function patchFile(
     });
   }
   if (patched === text) return false;
-  await replaceFile(path, patched);
+  await replaceFile(path, patched).catch((err) => {
+    throw new PyprimeError(`Cannot rewrite ${path}: ${(err as Error).message}`, {
+      cause: err,
+      hint: "check free disk space and the permissions of the install dir",
+    });
+  });
   return true;
 }
 
@@ -279,34 +292,57 @@ async function patchFile(
 export async function rewriteSysconfig(root: string, finalPrefix: string): Promise<string[]> {
   normalizePrefix(finalPrefix);
   const changed: string[] = [];
+  for (const { rel, patch } of await configFiles(root)) {
+    if (await patchFile(root, rel, patch, finalPrefix)) changed.push(rel);
+  }
+  return changed.sort();
+}
+
+/**
+ * Refuses a sysconfig, JSON or `.pc` file over {@link MAX_CONFIG_BYTES} before
+ * anything reads it (the interpreter's probe loads `_sysconfigdata` too).
+ *
+ * @throws {ArchiveError} naming the file.
+ */
+export async function checkConfigSizes(root: string): Promise<void> {
+  for (const { rel } of await configFiles(root)) await checkSize(root, rel);
+}
+
+/** The files {@link rewriteSysconfig} patches, relative to `root`, and how. */
+async function configFiles(root: string): Promise<{ rel: string; patch: Patcher }[]> {
+  const out: { rel: string; patch: Patcher }[] = [];
   const libs = await regularDirs(join(root, "lib"), (n) => /^python\d+\.\d+t?$/.test(n));
   for (const lib of libs) {
     const dir = join(root, "lib", lib);
-    const data = await regularFiles(
-      dir,
-      (n) => n.startsWith("_sysconfigdata_") && n.endsWith(".py"),
-    );
-    for (const name of data) {
-      if (await patchFile(root, `lib/${lib}/${name}`, patchSysconfigData, finalPrefix)) {
-        changed.push(`lib/${lib}/${name}`);
-      }
-    }
-    const vars = await regularFiles(
-      dir,
-      (n) => n.startsWith("_sysconfig_vars_") && n.endsWith(".json"),
-    );
-    for (const name of vars) {
-      if (await patchFile(root, `lib/${lib}/${name}`, patchSysconfigVarsJson, finalPrefix)) {
-        changed.push(`lib/${lib}/${name}`);
-      }
-    }
+    for (
+      const name of await regularFiles(
+        dir,
+        (n) => n.startsWith("_sysconfigdata_") && n.endsWith(".py"),
+      )
+    ) out.push({ rel: `lib/${lib}/${name}`, patch: patchSysconfigData });
+    for (
+      const name of await regularFiles(
+        dir,
+        (n) => n.startsWith("_sysconfig_vars_") && n.endsWith(".json"),
+      )
+    ) out.push({ rel: `lib/${lib}/${name}`, patch: patchSysconfigVarsJson });
   }
   for (const name of await regularFiles(join(root, "lib", "pkgconfig"), (n) => n.endsWith(".pc"))) {
-    if (await patchFile(root, `lib/pkgconfig/${name}`, (t) => patchPkgconfig(t), finalPrefix)) {
-      changed.push(`lib/pkgconfig/${name}`);
-    }
+    out.push({ rel: `lib/pkgconfig/${name}`, patch: (t) => patchPkgconfig(t) });
   }
-  return changed.sort();
+  return out;
+}
+
+async function checkSize(root: string, rel: string): Promise<void> {
+  const { size } = await Deno.stat(join(root, rel));
+  if (size > MAX_CONFIG_BYTES) {
+    throw new ArchiveError(
+      `Cannot rewrite ${JSON.stringify(rel)}: it is ${size} bytes, over the ${
+        MAX_CONFIG_BYTES / 1024 / 1024
+      } MiB a sysconfig file may have`,
+      { hint: "real ones are under 100 KiB; the archive is not a python-build-standalone build" },
+    );
+  }
 }
 
 async function regularDirs(dir: string, match: (name: string) => boolean): Promise<string[]> {

@@ -7,6 +7,7 @@
 import zlib from "node:zlib";
 import type { Transform } from "node:stream";
 import { ArchiveError } from "../errors.ts";
+import { zstdFrames } from "./zstd.ts";
 
 /** The container formats pyprime reads. */
 export type ArchiveFormat = "gzip" | "zstd" | "tar";
@@ -44,6 +45,10 @@ const SNIFF_BYTES = 512;
 export function sniffFormat(head: Uint8Array): ArchiveFormat | "xz" | "bzip2" | "zip" {
   for (const { format, bytes } of MAGIC) {
     if (head.length >= bytes.length && bytes.every((b, i) => head[i] === b)) return format;
+  }
+  // A zstd file may start with a skippable frame (magic 0x184D2A5?, little-endian).
+  if (head.length >= 4 && (head[0] & 0xf0) === 0x50 && head[1] === 0x2a && head[2] === 0x4d) {
+    if (head[3] === 0x18) return "zstd";
   }
   return "tar";
 }
@@ -105,7 +110,7 @@ export async function decompress(
   const tar = format === "gzip"
     ? replayed.pipeThrough(nodeTransform(zlib.createGunzip({ chunkSize: CHUNK })))
     : format === "zstd"
-    ? replayed.pipeThrough(nodeTransform(zstdDecompressor()))
+    ? zstdFrames(replayed, label)
     : replayed;
   return { format, stream: tar };
 }
@@ -130,7 +135,8 @@ function looksLikeHtml(head: Uint8Array): boolean {
   return /^<(!doctype html|html|head|body|h1|title|pre|\?xml)\b/.test(text);
 }
 
-function zstdDecompressor(): Transform {
+/** A zstd decompressor for one frame. */
+export function zstdDecompressor(): Transform {
   // PBS archives are written with long-distance matching windows; without a 2 GiB
   // window limit zstd refuses frames that `zstd --long=31` produced.
   return zlib.createZstdDecompress({
@@ -139,7 +145,8 @@ function zstdDecompressor(): Transform {
   });
 }
 
-function concat(chunks: Uint8Array[], size: number): Uint8Array {
+/** Joins `chunks` of `size` bytes in all (the one chunk itself when there is one). */
+export function concat(chunks: Uint8Array[], size: number): Uint8Array {
   if (chunks.length === 1) return chunks[0];
   const out = new Uint8Array(size);
   let offset = 0;

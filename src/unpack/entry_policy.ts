@@ -7,10 +7,10 @@
  * @module
  */
 import type { TarHeader } from "modern-tar";
-import { UnsafeEntryError } from "../errors.ts";
+import { printable, UnsafeEntryError } from "../errors.ts";
+import type { PathIndex } from "./path_index.ts";
 
-/** What the extraction created at a path inside the destination. */
-export type PathKind = "file" | "dir" | "symlink";
+export { PathIndex } from "./path_index.ts";
 
 /** The limit names of `ExtractLimits`, used in messages and hints. */
 export type LimitName = "maxTotalBytes" | "maxEntries" | "maxPathLength";
@@ -18,9 +18,20 @@ export type LimitName = "maxTotalBytes" | "maxEntries" | "maxPathLength";
 /** Longest entry name quoted in full in an error message. */
 const DISPLAY_MAX = 300;
 
+/** The command-line flag that raises each limit, named in the refusal's message. */
+export const LIMIT_FLAGS: Readonly<Record<LimitName, string>> = {
+  maxTotalBytes: "--max-unpacked-size",
+  maxEntries: "--max-entries",
+  maxPathLength: "--max-path-length",
+};
+
+/** The longest name of one path component Linux and macOS file systems take (NAME_MAX). */
+const MAX_COMPONENT_BYTES = 255;
+
 /**
  * Shortens a pathological entry name (e.g. a 400 kB PAX path) for error messages so
- * they stay one readable line; ordinary names are returned unchanged.
+ * they stay one readable line, and escapes control characters (an ESC in a name must
+ * not reach the terminal); ordinary names are returned unchanged.
  *
  * @example
  * ```ts
@@ -28,8 +39,8 @@ const DISPLAY_MAX = 300;
  * ```
  */
 export function displayName(name: string): string {
-  if (name.length <= DISPLAY_MAX) return name;
-  return `${name.slice(0, 200)}…(${name.length} characters)`;
+  if (name.length <= DISPLAY_MAX) return printable(name);
+  return `${printable(name.slice(0, 200))}…(${name.length} characters)`;
 }
 
 /**
@@ -78,29 +89,35 @@ export function checkEntryType(header: TarHeader): void {
 }
 
 /**
- * The mode of an extracted regular file: permission bits kept (executable bits
- * included), setuid/setgid/sticky cleared, and at least u+rw.
+ * The mode of an extracted regular file, as Python's `tarfile` "data" filter (PEP 706)
+ * sets it: setuid/setgid/sticky and group/other write cleared (nobody else may plant
+ * code the installation imports), owner read and write always set, executable bits
+ * kept, but group/other execute dropped when the owner has none.
  *
  * @example
  * ```ts
- * fileMode(0o4755); // 0o755
+ * fileMode(0o4777); // 0o755
+ * fileMode(0o666); // 0o644
  * ```
  */
 export function fileMode(mode: number): number {
-  return (mode & 0o777) | 0o600;
+  let m = (mode & 0o755) | 0o600;
+  if ((m & 0o100) === 0) m &= ~0o011;
+  return m;
 }
 
 /**
- * The mode of an extracted directory: like {@link fileMode} but at least u+rwx, so
- * the installer can always write into it.
+ * The mode of an extracted directory: like {@link fileMode} (no group/other write, no
+ * special bits) but at least u+rwx, so the installer can always write into it.
  *
  * @example
  * ```ts
+ * dirMode(0o777); // 0o755
  * dirMode(0o555); // 0o755
  * ```
  */
 export function dirMode(mode: number): number {
-  return (mode & 0o777) | 0o700;
+  return (mode & 0o755) | 0o700;
 }
 
 /**
@@ -112,8 +129,9 @@ export function dirMode(mode: number): number {
  * ```
  */
 export function limitError(entry: string, limit: LimitName, rule: string): UnsafeEntryError {
-  return new UnsafeEntryError(displayName(entry), `${rule} (${limit})`, {
-    hint: `if you trust this archive, raise the ${limit} limit`,
+  const flag = LIMIT_FLAGS[limit];
+  return new UnsafeEntryError(displayName(entry), `${rule} (${flag})`, {
+    hint: `if you trust this archive, raise the limit with ${flag}`,
   });
 }
 
@@ -131,7 +149,21 @@ export function checkPathLength(entry: string, path: string, what: string, max: 
       `its ${what} is ${bytes} bytes long, over the limit of ${max}`,
     );
   }
+  for (const part of path.split("/")) {
+    if (part.length > MAX_COMPONENT_BYTES / 3 && utf8Length(part) > MAX_COMPONENT_BYTES) {
+      throw new UnsafeEntryError(
+        displayName(entry),
+        `its ${what} has a component of ${
+          utf8Length(part)
+        } bytes, over the ${MAX_COMPONENT_BYTES} a file name may have`,
+      );
+    }
+  }
 }
+
+/** C0 control characters and DEL: a name with one is refused. */
+// deno-lint-ignore no-control-regex
+const CONTROL = /[\x01-\x1f\x7f]/;
 
 /**
  * Normalizes an archive path (an entry name or a hard-link target) to a relative
@@ -150,6 +182,9 @@ export function checkPathLength(entry: string, path: string, what: string, max: 
 export function normalizeArchivePath(path: string, entry: string, what = "path"): string {
   if (path.includes("\0")) {
     throw new UnsafeEntryError(displayName(entry), `${what} contains a NUL byte`);
+  }
+  if (CONTROL.test(path)) {
+    throw new UnsafeEntryError(displayName(entry), `${what} contains a control character`);
   }
   if (path.startsWith("/")) throw new UnsafeEntryError(displayName(entry), `${what} is absolute`);
   // Fast path for the overwhelmingly common clean name.
@@ -265,6 +300,7 @@ export function checkSymlinkTarget(entry: string, linkPath: string, target: stri
   const reject = (rule: string) => new UnsafeEntryError(displayName(entry), rule);
   if (target === "") throw reject("symbolic link has an empty target");
   if (target.includes("\0")) throw reject("symbolic link target contains a NUL byte");
+  if (CONTROL.test(target)) throw reject("symbolic link target contains a control character");
   if (target.startsWith("/")) {
     throw reject(`symbolic link target ${JSON.stringify(target)} is absolute`);
   }
@@ -284,98 +320,4 @@ export function checkSymlinkTarget(entry: string, linkPath: string, target: stri
     throw reject(`symbolic link target ${JSON.stringify(target)} leaves the installation`);
   }
   return "../".repeat(ups) + names.join("/");
-}
-
-/**
- * Everything this extraction created, by normalized relative path. The destination
- * starts empty, so this index is the whole truth about it and replaces `lstat`
- * calls; a directory is only recorded once all its parents are directories.
- *
- * @example
- * ```ts
- * const index = new PathIndex();
- * index.missingParents("a/b/c.py", "a/b/c.py"); // ["a", "a/b"]
- * ```
- */
-export class PathIndex {
-  readonly #kinds = new Map<string, PathKind>();
-  readonly #sizes = new Map<string, number>();
-
-  /** What exists at `path`, if anything. */
-  kind(path: string): PathKind | undefined {
-    return this.#kinds.get(path);
-  }
-
-  /** Size of the regular file at `path`, if it is one. */
-  fileSize(path: string): number | undefined {
-    return this.#sizes.get(path);
-  }
-
-  /**
-   * Decides whether a `kind` entry may take `path`: nothing may replace a symbolic
-   * link (it could be written through) and files and directories may not replace
-   * each other. Returns "new" for a free path, "replace" when an earlier regular
-   * file must be removed first (later entries win, as with tar) and "exists" for a
-   * repeated directory.
-   *
-   * @throws {UnsafeEntryError} naming `entry` on a conflict.
-   */
-  claim(path: string, entry: string, kind: PathKind): "new" | "replace" | "exists" {
-    const earlier = this.#kinds.get(path);
-    if (earlier === undefined) return "new";
-    if (earlier === "dir" && kind === "dir") return "exists";
-    if (earlier === "file" && kind !== "dir") return "replace";
-    const what = earlier === "symlink" ? "symbolic link" : earlier === "dir" ? "directory" : "file";
-    throw new UnsafeEntryError(displayName(entry), `an earlier ${what} has the same path`);
-  }
-
-  /** Records a regular file (or a hard link to one) of `size` bytes. */
-  addFile(path: string, size: number): void {
-    this.#kinds.set(path, "file");
-    this.#sizes.set(path, size);
-  }
-
-  /** Records a directory. */
-  addDir(path: string): void {
-    this.#kinds.set(path, "dir");
-  }
-
-  /** Records a symbolic link. */
-  addSymlink(path: string): void {
-    this.#kinds.set(path, "symlink");
-    this.#sizes.delete(path);
-  }
-
-  /**
-   * Returns the ancestors of `path` that do not exist yet, shallowest first, after
-   * checking that none of the existing ones is a symbolic link or a file: nothing
-   * is ever written through a link.
-   *
-   * @throws {UnsafeEntryError} naming `entry` when an ancestor is a link or a file.
-   */
-  missingParents(path: string, entry: string): string[] {
-    const missing: string[] = [];
-    let end = path.lastIndexOf("/");
-    while (end > 0) {
-      const parent = path.slice(0, end);
-      const kind = this.#kinds.get(parent);
-      // A recorded directory implies all its ancestors are directories.
-      if (kind === "dir") break;
-      if (kind === "symlink") {
-        throw new UnsafeEntryError(
-          displayName(entry),
-          `its parent ${JSON.stringify(parent)} is a symbolic link`,
-        );
-      }
-      if (kind === "file") {
-        throw new UnsafeEntryError(
-          displayName(entry),
-          `its parent ${JSON.stringify(parent)} is a file`,
-        );
-      }
-      missing.push(parent);
-      end = parent.lastIndexOf("/");
-    }
-    return missing.reverse();
-  }
 }

@@ -21,8 +21,8 @@ import {
   limitError,
   PathIndex,
 } from "./entry_policy.ts";
-import { DEFAULT_LIMITS, type ExtractLimits } from "./limits.ts";
-import { depth, setMtime, validDate, writeAllSync } from "./write.ts";
+import { effectiveLimits, type ExtractLimits, StreamBudget } from "./limits.ts";
+import { concatBytes, depth, setMtime, validDate, writeAllSync } from "./write.ts";
 
 /** Options of {@link extractTar}. */
 export interface ExtractOptions {
@@ -101,16 +101,22 @@ export async function extractTar(
   const pipe = new AbortController();
   const onAbort = () => pipe.abort(signal?.reason);
   signal?.addEventListener("abort", onAbort, { once: true });
-  const reader = tar
-    .pipeThrough(createTarDecoder({ strict: true }), { signal: pipe.signal })
-    .getReader();
   const extraction = new Extraction(options);
+  const decoder = createTarDecoder({ strict: true });
+  // Every byte of the tar stream counts, trailing bytes after end-of-archive included:
+  // a small archive must not make pyprime read gigabytes of padding.
+  const piping = tar.pipeThrough(extraction.counter).pipeTo(decoder.writable, {
+    signal: pipe.signal,
+  });
+  piping.catch(() => {});
+  const reader = decoder.readable.getReader();
   try {
     while (true) {
       const { done, value } = await extraction.read(() => reader.read());
       if (done) break;
       await extraction.entry(value);
     }
+    await extraction.read(() => piping);
     extraction.finishDirectories();
     return extraction.result;
   } catch (error) {
@@ -147,6 +153,11 @@ class Extraction {
   readonly #index = new PathIndex();
   /** Explicit directory entries; their mode and mtime are applied at the end. */
   readonly #dirMeta = new Map<string, DirMeta>();
+  readonly #budget: StreamBudget;
+  /** Counts the tar bytes against the budget. */
+  get counter(): TransformStream<Uint8Array, Uint8Array> {
+    return this.#budget.counter();
+  }
 
   constructor(options: ExtractOptions) {
     if (!options.dest.startsWith("/")) {
@@ -154,7 +165,8 @@ class Extraction {
     }
     this.#dest = options.dest.length > 1 ? options.dest.replace(/\/+$/, "") : options.dest;
     this.#label = options.label ?? "the archive";
-    this.#limits = { ...DEFAULT_LIMITS, ...options.limits };
+    this.#limits = effectiveLimits(options.limits);
+    this.#budget = new StreamBudget(this.#limits, this.#label);
     this.#mapName = options.mapName ?? ((name) => name);
     this.#signal = options.signal;
     this.#onFile = options.onFile;
@@ -183,6 +195,8 @@ class Extraction {
         `the archive has more than ${this.#limits.maxEntries} entries`,
       );
     }
+    // Refused at its header, before any byte of it is read.
+    this.#budget.declare(name, header.size, this.result.entries);
     checkEntryType(header);
     const type = header.type ?? "file";
     const rel = entryPath(name, type === "directory", this.#mapName, this.#limits.maxPathLength);
@@ -203,13 +217,6 @@ class Extraction {
     body: ReadableStream<Uint8Array>,
   ): Promise<void> {
     const size = header.size;
-    if (this.result.bytes + size > this.#limits.maxTotalBytes) {
-      throw limitError(
-        entry,
-        "maxTotalBytes",
-        `the files would exceed the limit of ${this.#limits.maxTotalBytes} bytes in total`,
-      );
-    }
     this.#prepareFile(entry, rel);
     const path = `${this.#dest}/${rel}`;
     const mode = fileMode(header.mode ?? 0o644);
@@ -242,14 +249,7 @@ class Extraction {
   async #readAll(body: ReadableStream<Uint8Array>, size: number): Promise<Uint8Array> {
     const chunks: Uint8Array[] = [];
     for await (const chunk of this.#chunks(body)) chunks.push(chunk);
-    if (chunks.length === 1) return chunks[0];
-    const data = new Uint8Array(size);
-    let offset = 0;
-    for (const chunk of chunks) {
-      data.set(chunk, offset);
-      offset += chunk.length;
-    }
-    return data;
+    return chunks.length === 1 ? chunks[0] : concatBytes(chunks, size);
   }
 
   async #streamFile(
@@ -370,6 +370,14 @@ class Extraction {
       );
     }
     const message = error instanceof Error ? error.message : String(error);
+    if ((error as { code?: string }).code === "ENAMETOOLONG") {
+      // Under the path limit, but the install dir's own path makes it too long for the OS.
+      return new UnsafeEntryError(
+        displayName(entry),
+        `its path is too long for the file system under ${this.#dest} (--max-path-length)`,
+        { cause: error, hint: "use a shorter --install-dir, or lower --max-path-length" },
+      );
+    }
     return new PyprimeError(
       `Cannot write ${JSON.stringify(displayName(rel))} in ${this.#dest}: ${message}`,
       { cause: error, hint: "check free disk space and the permissions of the folder" },

@@ -435,7 +435,13 @@ Deno.test("compileTree rejects an interpreter outside confineTo", async () => {
       (err: unknown) => err instanceof CompileError && /outside/.test(err.message),
     );
     assert.equal(await exists(join(root, "__pycache__")), false);
-    const ok = await compileTree({ python: PYTHON, confineTo: PREFIX, roots: [root] });
+    // Roots are confined too: the stdlib an install compiles comes from its interpreter.
+    await assert.rejects(
+      compileTree({ python: PYTHON, confineTo: PREFIX, roots: [root] }),
+      (err: unknown) =>
+        err instanceof CompileError && /Refusing to compile .*outside/.test(err.message),
+    );
+    const ok = await compileTree({ python: PYTHON, roots: [root] });
     assert.equal(ok.compiled, 1);
   } finally {
     await Deno.remove(root, { recursive: true });

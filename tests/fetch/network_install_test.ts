@@ -15,7 +15,7 @@ import { basename, join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { permissionFlags } from "../../scripts/permissions.ts";
 import { PBS_PREFIX } from "../../src/resolve/catalog.ts";
-import { DOWNLOAD_ENV } from "../../src/resolve/plan.ts";
+import { DOWNLOAD_ENV } from "../../src/fetch/tuning.ts";
 import { minorDirName } from "../../src/install/minor_links.ts";
 import { assert, assertEquals, assertMatch, assertNotMatch } from "../support/assert.ts";
 import { cliEnv, type CliResult, decodeOutput, ROOT } from "../support/cli.ts";

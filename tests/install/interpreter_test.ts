@@ -15,6 +15,9 @@ const good = {
   libc: "gnu",
   stdlib: "/s/lib/python3.12",
   prefix: "/s",
+  exec_prefix: "/s",
+  platstdlib: "/s/lib/python3.12",
+  purelib: "/s/lib/python3.12/site-packages",
 };
 
 Deno.test("parseProbe builds the key from a well-formed answer", () => {

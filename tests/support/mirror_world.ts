@@ -8,7 +8,7 @@
 import { basename, join } from "node:path";
 import { BUILD_DATE } from "../../scripts/build_fixtures.ts";
 import { PBS_PREFIX } from "../../src/resolve/catalog.ts";
-import { DOWNLOAD_ENV } from "../../src/resolve/plan.ts";
+import { DOWNLOAD_ENV } from "../../src/fetch/tuning.ts";
 import { minorDirName } from "../../src/install/minor_links.ts";
 import { assertEquals, assertMatch } from "./assert.ts";
 import { type CliResult, runCli } from "./cli.ts";

@@ -69,7 +69,7 @@ const EXPECTED: Record<string, Expected> = {
   },
   // A 444 kB PAX path: over maxPathLength long before the file system would choke.
   "excessively-deep.tar": {
-    unsafe: { entry: /^\.\/a\/a\/a\/.*…\(444749 characters\)$/, rule: /maxPathLength/ },
+    unsafe: { entry: /^\.\/a\/a\/a\/.*…\(444749 characters\)$/, rule: /--max-path-length/ },
   },
   "file.tar": {
     format: "tar",

@@ -129,7 +129,7 @@ Deno.test("entryPath maps, skips and re-validates mapped names", () => {
   assert.match(rule(() => entryPath("", false, strip, 4096)), /empty name/);
   assert.match(rule(() => entryPath("x", false, () => "./", 4096)), /maps to an empty path/);
   assert.match(rule(() => entryPath("x", false, () => "/etc/x", 4096)), /mapped path is absolute/);
-  assert.match(rule(() => entryPath("abcdef", false, (n) => n, 5)), /maxPathLength/);
+  assert.match(rule(() => entryPath("abcdef", false, (n) => n, 5)), /--max-path-length/);
 });
 
 Deno.test("PathIndex.claim lets files replace files and refuses every other overlap", () => {
@@ -167,8 +167,18 @@ Deno.test("fileMode and dirMode clear special bits and keep the owner's access",
   assert.equal(fileMode(0o4755), 0o755);
   assert.equal(fileMode(0o7444), 0o644);
   assert.equal(fileMode(0o000), 0o600);
-  assert.equal(dirMode(0o1777), 0o777);
   assert.equal(dirMode(0o555), 0o755);
+});
+
+Deno.test("fileMode and dirMode follow the PEP 706 data filter: no group or other write", () => {
+  assert.equal(fileMode(0o666), 0o644);
+  assert.equal(fileMode(0o777), 0o755);
+  assert.equal(fileMode(0o4777), 0o755);
+  // Group/other execute is dropped when the owner has none.
+  assert.equal(fileMode(0o677), 0o644);
+  assert.equal(dirMode(0o777), 0o755);
+  assert.equal(dirMode(0o1777), 0o755);
+  assert.equal(dirMode(0o2775), 0o755);
 });
 
 Deno.test("checkEntryType allows files, directories and links only", () => {

@@ -1,0 +1,91 @@
+/**
+ * Steps of `pyprime install` around each staged archive: the verification warning or
+ * refusal, compiling the staged stdlib, and keeping a verified download in the cache.
+ *
+ * @module
+ */
+import { compileTree } from "../bytecode/pool.ts";
+import type { BytecodeSettings, CompileReport } from "../bytecode/settings.ts";
+import { PyprimeError } from "../errors.ts";
+import type { Staged } from "../install/install.ts";
+import type { Expected, Plan } from "../resolve/plan.ts";
+import type { InstallCommandOptions } from "./install.ts";
+import type { Output } from "./output.ts";
+import { summarizeCompile } from "./summary.ts";
+
+/**
+ * A source with no digest to check: refused under `--require-hashes`, else one warning
+ * (its `bin/python3` is about to run to probe it).
+ */
+export function checkVerified(
+  plan: Plan,
+  expected: Expected,
+  options: InstallCommandOptions,
+  out: Output,
+): void {
+  if (expected.verified !== "none") return;
+  const how = plan.request.kind === "stdin"
+    ? "pass --sha256 HEX with the digest of a trusted copy"
+    : "pass --sha256 HEX with the digest of a trusted copy, or put the release's SHA256SUMS beside it";
+  if (options.requireHashes) {
+    throw new PyprimeError(
+      `Refusing to install ${plan.label}: not verified (${expected.reason}) and hashes are required`,
+      { hint: `${how}; or drop --require-hashes / PYPRIME_REQUIRE_HASHES` },
+    );
+  }
+  out.warn(
+    `${plan.label} is not verified (${expected.reason}); installing it runs its bin/python3`,
+    `${how}; --require-hashes refuses unverified archives`,
+  );
+}
+
+/** Keeps a verified download in the cache; a cache failure is only worth a warning. */
+export async function commitQuietly(staged: Staged, out: Output): Promise<void> {
+  await staged.source.commit?.().catch((err: Error) =>
+    out.warn(`Cannot keep ${staged.source.label} in the cache: ${err.message}`)
+  );
+}
+
+/** Compiles a staged installation's stdlib; failures name the final path, not staging. */
+export async function compileStaged(
+  staged: Staged,
+  settings: BytecodeSettings,
+  signal: AbortSignal,
+  out: Output,
+): Promise<CompileReport> {
+  const bar = out.bar("Compiling bytecode", 0, "files");
+  try {
+    const report = await compileTree({
+      python: `${staged.staging}/bin/python3`,
+      confineTo: staged.staging,
+      roots: [staged.info.stdlib],
+      ddir: { from: staged.staging, to: staged.target },
+      jobs: settings.jobs,
+      optimize: settings.optimize,
+      invalidationMode: settings.invalidationMode,
+      exclude: settings.exclude,
+      timeoutMs: settings.timeoutSeconds * 1000,
+      // A file that cannot be written (full disk, read-only) fails the install: the
+      // staging folder goes, a previous installation stays as it was.
+      stopOnEnvironmentError: true,
+      signal,
+      onProgress: (done, total) => bar.update(done, total),
+    });
+    bar.stop();
+    // What the user will look at is the final path, not the staging folder that is
+    // renamed into it a moment later.
+    const final = {
+      ...report,
+      failed: report.failed.map((f) => ({
+        ...f,
+        path: f.path.startsWith(staged.staging + "/")
+          ? staged.target + f.path.slice(staged.staging.length)
+          : f.path,
+      })),
+    };
+    summarizeCompile(final, out);
+    return final;
+  } finally {
+    bar.stop();
+  }
+}
