@@ -149,7 +149,12 @@ export class Planner {
 
   /** The catalog's digests by archive file name (`cpython-3.13.9+20251014-….tar.gz`). */
   #catalogDigests(): Promise<Map<string, string>> {
-    return this.#digests ??= this.catalog().then(({ downloads }) => {
+    // A lookup by file name, not a resolution: the catalog as it is here (embedded, or
+    // the feed as last cached), so installing a local archive never goes to the network
+    // for the versions feed and prints no note about it.
+    const known = this.#catalog ??
+      catalogWithFeed({ catalog: this.settings.catalog, offline: true });
+    return this.#digests ??= known.then(({ downloads }) => {
       const digests = new Map<string, string>();
       for (const { url, sha256 } of downloads) {
         const name = urlFileName(url);
