@@ -9,7 +9,7 @@ import config from "./deno.json" with { type: "json" };
 import type { BytecodeSettings, InvalidationMode } from "./src/bytecode/settings.ts";
 import type { InstallCommandOptions } from "./src/cli/install.ts";
 import { envValue as env } from "./src/env.ts";
-import { causeChain, PyprimeError, refusedPath } from "./src/errors.ts";
+import { BrokenPipeError, causeChain, PyprimeError, refusedPath } from "./src/errors.ts";
 import { Output } from "./src/cli/output.ts";
 
 interface GlobalFlags {
@@ -367,9 +367,25 @@ function buildProgram(run: (code: Promise<number> | number) => void): Command {
   return program;
 }
 
-/** Maps any error to a one-line message, `hint:` and `caused by:` lines, and an exit code. */
-function report(err: unknown, verbose: boolean, color?: boolean): number {
-  const out = new Output({ color });
+/**
+ * Maps any error to a one-line message, `hint:` and `caused by:` lines, and an exit
+ * code; with `--json`, also an `{"error": …}` document on stdout.
+ */
+function report(err: unknown, verbose: boolean, color?: boolean, json = false): number {
+  if (err instanceof BrokenPipeError) return err.exitCode;
+  const out = new Output({ color, json });
+  const code = describe(err, verbose, out);
+  // With --json a failure is a document too, so a script always has one to parse.
+  if (json) {
+    const known = err instanceof PyprimeError ? err : undefined;
+    const message = known?.message ?? refusedPath(err)?.message ??
+      (err instanceof Error ? err.message : String(err));
+    out.jsonData({ error: { message, hint: known?.hint ?? null, exit_code: code } });
+  }
+  return code;
+}
+
+function describe(err: unknown, verbose: boolean, out: Output): number {
   if (err instanceof PyprimeError) {
     out.error(err.message, err.hint, verbose ? causeChain(err) : []);
     return err.exitCode;
@@ -409,7 +425,7 @@ export async function main(args: string[]): Promise<number> {
       // Commander already printed the message; help and version end with 0.
       return err.exitCode === 0 ? 0 : 2;
     }
-    return report(err, verbose, color);
+    return report(err, verbose, color, args.includes("--json"));
   }
 }
 

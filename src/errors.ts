@@ -117,6 +117,18 @@ export class InterruptedError extends PyprimeError {
   }
 }
 
+/**
+ * Standard output was closed by its reader (`pyprime list | head -1`): like a tool
+ * killed by SIGPIPE, the run ends quietly with exit code 141.
+ */
+export class BrokenPipeError extends PyprimeError {
+  /** Creates the error. */
+  constructor(options: PyprimeErrorOptions = {}) {
+    super("standard output was closed", { exitCode: 141, ...options });
+    this.name = "BrokenPipeError";
+  }
+}
+
 /** Bytecode compilation failed as a whole: a worker crashed or a file timed out. */
 export class CompileError extends PyprimeError {
   /** Creates the error. */

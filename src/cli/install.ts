@@ -231,7 +231,14 @@ async function installAll(
     await Promise.all(staged.slice(next + 1).map(({ staged }) => removeTree(staged.staging)));
   }
   // Minor-version links move to the newest patch whether or not executables are linked.
-  if (outcomes.some((o) => !o.foreign)) await syncMinorDirs(dir);
+  if (outcomes.some((o) => !o.foreign)) {
+    for (const name of (await syncMinorDirs(dir)).blocked) {
+      out.warn(
+        `${dir}/${name} is not a link pyprime made; the minor-version link was not created`,
+        "move it away and run pyprime install again to get a path that survives upgrades",
+      );
+    }
+  }
   if (!options.noBin) await linkExecutables(dir, outcomes, options, out);
   return reportOutcomes(outcomes, failures, plans.map((p) => p.label), out);
 

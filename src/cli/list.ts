@@ -7,6 +7,7 @@
  * @module
  */
 import { PyprimeError } from "../errors.ts";
+import { redactUrl } from "../fetch/network_error.ts";
 import { readOrigin } from "../install/origin.ts";
 import { installDir } from "../install/layout.ts";
 import type { Download } from "../resolve/catalog.ts";
@@ -200,7 +201,8 @@ export async function runList(
         row: makeRow(d.key, {
           path: null,
           symlink: null,
-          url: d.url,
+          // A catalog may carry a mirror's credentials in its URLs: never printed.
+          url: redactUrl(d.url),
           build: d.build,
           status: "available",
         }),

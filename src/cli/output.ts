@@ -6,6 +6,7 @@
  */
 import type cliProgressModule from "cli-progress";
 import { envValue } from "../env.ts";
+import { BrokenPipeError, PyprimeError } from "../errors.ts";
 
 /** How chatty the run is. */
 export type Verbosity = "quiet" | "normal" | "verbose";
@@ -51,6 +52,20 @@ function loadBarKit(): Promise<BarKit> {
     [cliProgress, process],
   ) => ({ cliProgress: cliProgress.default, stderr: process.default.stderr }));
   return barKit;
+}
+
+/** Writes all of `text` to stdout; a closed pipe or a full disk is a clear error. */
+function writeStdout(text: string): void {
+  const bytes = encoder.encode(text);
+  try {
+    for (let done = 0; done < bytes.length;) done += Deno.stdout.writeSync(bytes.subarray(done));
+  } catch (cause) {
+    if (cause instanceof Deno.errors.BrokenPipe) throw new BrokenPipeError({ cause });
+    throw new PyprimeError(`Cannot write to standard output: ${(cause as Error).message}`, {
+      cause,
+      hint: "send the output to a file on a disk with free space, or to a pipe that reads it",
+    });
+  }
 }
 
 /** The terminal's width (stderr's, else stdout's), 80 when neither is a terminal. */
@@ -142,13 +157,13 @@ export class Output {
 
   /** Writes one line of data to stdout (text mode only). */
   data(line: string): void {
-    if (!this.json && !this.#noStdout) Deno.stdout.writeSync(encoder.encode(line + "\n"));
+    if (!this.json && !this.#noStdout) writeStdout(line + "\n");
   }
 
   /** Writes `value` as the run's JSON document on stdout (JSON mode only). */
   jsonData(value: unknown): void {
     if (this.json && !this.#noStdout) {
-      Deno.stdout.writeSync(encoder.encode(JSON.stringify(value, null, 2) + "\n"));
+      writeStdout(JSON.stringify(value, null, 2) + "\n");
     }
   }
 

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { PyprimeError } from "../errors.ts";
+import { printable, PyprimeError } from "../errors.ts";
 import { projectRequests } from "../resolve/project.ts";
 import type { Output } from "./output.ts";
 
@@ -26,6 +26,6 @@ export async function requiredProjectRequests(out: Output): Promise<string[]> {
         "or add requires-python to pyproject.toml",
     });
   }
-  out.info(`Using ${project.requests.join(", ")} from ${project.source}`);
+  out.info(`Using ${printable(project.requests.join(", "))} from ${printable(project.source)}`);
   return project.requests;
 }

@@ -35,8 +35,11 @@ export interface UpgradeStep {
   from: string;
   /** The catalog download's key, when newer. */
   to?: string;
-  /** `upgraded`, `rebuilt` (same version, newer PBS build) or `up-to-date`. */
-  status: "upgraded" | "rebuilt" | "up-to-date";
+  /**
+   * `upgraded`, `rebuilt` (same version, newer PBS build), `up-to-date`, or
+   * `not-in-catalog` (nothing to upgrade to: installed from a local archive).
+   */
+  status: "upgraded" | "rebuilt" | "up-to-date" | "not-in-catalog";
 }
 
 /**
@@ -93,7 +96,17 @@ export async function runUpgrade(
     const wanted = parseRequest(
       `cpython-${series}${variant}-${parts.os}-${parts.arch}-${parts.libc}`,
     );
-    const download = resolve(catalog, wanted, platform, { prereleases: options.plan?.prereleases });
+    let download;
+    try {
+      download = resolve(catalog, wanted, platform, { prereleases: options.plan?.prereleases });
+    } catch (err) {
+      // One minor version the catalog does not carry (an archive installed by path) must
+      // not keep the others from their upgrade.
+      if (!(err instanceof PyprimeError) || err.exitCode !== 1) throw err;
+      out.warn(`${key}: no ${series}${variant} in the catalog to upgrade to; left as it is`);
+      steps.push({ minor, from: key, status: "not-in-catalog" });
+      continue;
+    }
     const order = compareVersions(download.version, parts.version);
     const build = (await readOrigin(join(dir, key)))?.build;
     const rebuilt = order === 0 && build !== undefined && build !== "local" &&
@@ -106,7 +119,8 @@ export async function runUpgrade(
       status,
     });
     if (status === "up-to-date") {
-      out.info(`${key} is the newest ${series}${variant} (build ${download.build})`);
+      const known = build && build !== "local" ? ` (build ${build})` : "";
+      out.info(`${key} is the newest ${series}${variant} the catalog has${known}`);
     } else {
       out.info(
         `Upgrading ${key} to ${formatVersion(download.version)} (build ${download.build})`,
@@ -135,6 +149,10 @@ export async function runUpgrade(
     }
   }
   out.jsonData(steps);
+  // Named explicitly and not upgradable: the user asked for something that did not happen.
+  if (code === 0 && requests.length > 0 && steps.some((s) => s.status === "not-in-catalog")) {
+    return 1;
+  }
   return code;
 }
 

@@ -71,7 +71,8 @@ export function redactUrl(url: string): string {
     parsed.password = "";
     return parsed.href;
   } catch {
-    return url;
+    // Not a URL the parser takes: still never print what looks like user info.
+    return url.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/?#]*@/i, "$1***@");
   }
 }
 

@@ -34,11 +34,16 @@ export function minorLinkName(key: string): string | undefined {
   return `python${m[1]}.${m[2]}${variant.includes("freethreaded") ? "t" : ""}`;
 }
 
-/** Through the minor-version link, so the bin link survives patch upgrades. */
-function executableOf(installDir: string, key: string): string {
+/**
+ * Through the minor-version link, so the bin link survives patch upgrades; straight to
+ * the patch when there is no such link for it (something else stands at its name).
+ */
+function executableOf(installDir: string, key: string, links: Record<string, string>): string {
   const m = KEY_PATTERN.exec(key)!;
   const t = (m[5] ?? "").includes("freethreaded") ? "t" : "";
-  return join(installDir, minorDirName(key)!, "bin", `python${m[1]}.${m[2]}${t}`);
+  const minor = minorDirName(key)!;
+  const folder = links[minor] === key ? minor : key;
+  return join(installDir, folder, "bin", `python${m[1]}.${m[2]}${t}`);
 }
 
 /** The names of the links pyprime creates: `python`, `python3`, `python3.X`, `python3.Xt`. */
@@ -97,7 +102,8 @@ export async function syncLinks(
   bin: string,
   options: SyncOptions = {},
 ): Promise<LinkReport> {
-  await syncMinorDirs(installDir);
+  const { current } = await syncMinorDirs(installDir);
+  const exe = (key: string) => executableOf(installDir, key, current);
   const keys = (await installedKeys(installDir)).sort(compareKeys);
   // Newest patch per link name and platform: an install for another machine in the
   // same dir (say aarch64) must not take over this machine's python3.12.
@@ -114,18 +120,18 @@ export async function syncLinks(
   const wanted = new Map<string, string>();
   for (const key of options.installed ?? []) {
     const name = minorLinkName(key);
-    if (name) wanted.set(name, executableOf(installDir, newest.get(slot(name, key))!));
+    if (name) wanted.set(name, exe(newest.get(slot(name, key))!));
   }
   for (const key of newest.values()) {
     const name = minorLinkName(key)!;
     if (wanted.has(name)) continue;
     const current = targetKey(await readLink(join(bin, name)));
     if (current !== undefined && platformOf(current) === platformOf(key)) {
-      wanted.set(name, executableOf(installDir, key));
+      wanted.set(name, exe(key));
     }
   }
   if (options.defaultKey) {
-    const target = executableOf(installDir, options.defaultKey);
+    const target = exe(options.defaultKey);
     wanted.set("python3", target);
     wanted.set("python", target);
   }
@@ -158,7 +164,7 @@ export async function syncLinks(
     const minor = minorLinkName(goneKey);
     const replacement = minor === undefined ? undefined : newest.get(slot(minor, goneKey));
     if (replacement !== undefined) {
-      const next = executableOf(installDir, replacement);
+      const next = exe(replacement);
       await placeLink(bin, entry.name, next);
       report.linked[entry.name] = next;
     } else {

@@ -35,6 +35,10 @@ export interface MinorDirReport {
   linked: Record<string, string>;
   /** Links removed because no patch of their minor version is installed. */
   removed: string[];
+  /** Names where something that is not a symlink stands: left alone, so not linked. */
+  blocked: string[];
+  /** Every minor-version link in place after the sync: link name → key. */
+  current: Record<string, string>;
 }
 
 async function readLink(path: string): Promise<string | undefined> {
@@ -56,17 +60,27 @@ async function readLink(path: string): Promise<string | undefined> {
  * ```
  */
 export async function syncMinorDirs(installDir: string): Promise<MinorDirReport> {
-  const report: MinorDirReport = { linked: {}, removed: [] };
+  const report: MinorDirReport = { linked: {}, removed: [], blocked: [], current: {} };
   if (!(await Deno.lstat(installDir).then((i) => i.isDirectory, () => false))) return report;
   const newest = new Map<string, string>();
   for (const key of (await installedKeys(installDir)).sort(compareKeys)) {
+    // A folder with a key's name but no interpreter (emptied by hand, half copied)
+    // is no patch to point at.
+    const python = join(installDir, key, "bin", "python3");
+    if (!(await Deno.lstat(python).then(() => true, () => false))) continue;
     newest.set(minorDirName(key)!, key); // ascending: the last one wins
   }
   for (const [name, key] of newest) {
     const path = join(installDir, name);
     const current = await readLink(path);
-    if (current === key) continue;
-    if (current === undefined && await Deno.lstat(path).then(() => true, () => false)) continue;
+    if (current === key) {
+      report.current[name] = key;
+      continue;
+    }
+    if (current === undefined && await Deno.lstat(path).then(() => true, () => false)) {
+      report.blocked.push(name);
+      continue;
+    }
     const temp = join(installDir, `.${name}.pyprime-${crypto.randomUUID().slice(0, 8)}`);
     // Relative, so the install dir can be moved or mounted elsewhere as a whole.
     await Deno.symlink(key, temp);
@@ -77,6 +91,7 @@ export async function syncMinorDirs(installDir: string): Promise<MinorDirReport>
       throw err;
     }
     report.linked[name] = key;
+    report.current[name] = key;
   }
   for await (const entry of Deno.readDir(installDir)) {
     if (!entry.isSymlink || !MINOR_DIR_PATTERN.test(entry.name) || newest.has(entry.name)) continue;

@@ -9,7 +9,8 @@
 import { dirname, join, resolve } from "node:path";
 import { parse as parseToml } from "smol-toml";
 import { envValue } from "../env.ts";
-import { PyprimeError } from "../errors.ts";
+import { printable, PyprimeError } from "../errors.ts";
+import { parseRequest } from "./request.ts";
 
 /** The version files, in the order uv reads them in one folder. */
 export const VERSION_FILES = [".python-versions", ".python-version"] as const;
@@ -40,6 +41,9 @@ export function parseVersionFile(text: string): string[] {
 }
 
 async function readSmall(path: string): Promise<string | undefined> {
+  // Only a regular file is opened: a FIFO of that name would block the open forever.
+  const info = await Deno.stat(path).catch(() => undefined);
+  if (!info?.isFile) return undefined;
   let file: Deno.FsFile;
   try {
     file = await Deno.open(path, { read: true });
@@ -104,6 +108,40 @@ function requiresPython(text: string, path: string): string | undefined {
 }
 
 /**
+ * Project files name Pythons, never archives: a path, URL or `-` in a cloned repo's
+ * `.python-version` would make `pyprime install` run that archive's interpreter.
+ * Anything that is not a version or key request is a usage error naming the file.
+ */
+function checked(requests: string[], source: string): ProjectRequests {
+  for (const request of requests) {
+    let kind: string;
+    try {
+      kind = parseRequest(request, { exists: () => false }).kind;
+    } catch (cause) {
+      throw new PyprimeError(
+        `${source} asks for ${JSON.stringify(printable(request))}, which is not a Python request`,
+        {
+          cause,
+          exitCode: 2,
+          hint: "write a version such as 3.13, or a key; see pyprime install --help",
+        },
+      );
+    }
+    if (kind !== "version" && kind !== "key") {
+      throw new PyprimeError(
+        `${source} names an archive (${JSON.stringify(printable(request))}), not a Python version`,
+        {
+          exitCode: 2,
+          hint: "project files may only name versions or keys; install archives by naming them " +
+            "on the command line",
+        },
+      );
+    }
+  }
+  return { requests, source };
+}
+
+/**
  * The requests the project around `cwd` makes, or `undefined` when nothing asks for
  * a Python. Version files anywhere up the tree win over every `pyproject.toml`, as in
  * uv, where `requires-python` is only a constraint.
@@ -116,7 +154,8 @@ function requiresPython(text: string, path: string): string | undefined {
 export async function projectRequests(cwd: string): Promise<ProjectRequests | undefined> {
   const fromEnv = envValue("PYPRIME_PYTHON");
   if (fromEnv !== undefined) {
-    return { requests: parseVersionFile(fromEnv.replaceAll(",", "\n")), source: "PYPRIME_PYTHON" };
+    // One request per line, as in the files: a comma belongs to specifiers (>=3.12,<3.13).
+    return checked(parseVersionFile(fromEnv), "PYPRIME_PYTHON");
   }
   const dirs = ancestors(cwd);
   for (const dir of dirs) {
@@ -132,7 +171,7 @@ export async function projectRequests(cwd: string): Promise<ProjectRequests | un
         });
       }
       // As uv: `install` takes every line, `find` the first.
-      return { requests, source: path };
+      return checked(requests, path);
     }
   }
   for (const dir of dirs) {
@@ -140,7 +179,7 @@ export async function projectRequests(cwd: string): Promise<ProjectRequests | un
     const text = await readSmall(path);
     if (text === undefined) continue;
     const spec = requiresPython(text, path);
-    if (spec !== undefined) return { requests: [spec], source: path };
+    if (spec !== undefined) return checked([spec], path);
   }
   return undefined;
 }

@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { redactUrl } from "../fetch/network_error.ts";
 import { RequestError } from "./request_error.ts";
 import { formatArch, isKnownLibc, normalizeArch, normalizeOs } from "./platform.ts";
 import {
@@ -247,6 +248,12 @@ export function parseRequest(text: string, options: ParseRequestOptions = {}): P
   if (trimmed === "-") return { kind: "stdin" };
   const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(trimmed)?.[1].toLowerCase();
   if (scheme === "http" || scheme === "https" || scheme === "file") {
+    if (!URL.canParse(trimmed)) {
+      throw new RequestError(
+        `Invalid URL ${JSON.stringify(redactUrl(trimmed))}`,
+        { hint: "check the URL: an http(s):// or file:// address of a .tar.gz or .tar.zst" },
+      );
+    }
     return { kind: "url", url: trimmed };
   }
   if (scheme !== undefined) {

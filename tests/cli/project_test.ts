@@ -155,3 +155,56 @@ Deno.test("pin writes .python-version, prints it back, and refuses files", async
     await Deno.remove(p.home, { recursive: true });
   }
 });
+
+Deno.test("project files may name versions only: an archive path or URL in them is refused", async () => {
+  const p = await project();
+  try {
+    for (const text of [`${fx.gz}\n`, "http://127.0.0.1:1/x.tar.gz\n", "-\n", "3.x\n"]) {
+      await Deno.writeTextFile(join(p.root, ".python-version"), text);
+      const r = await runCli(["install", ...p.args], { cwd: p.work, env: { HOME: p.home } });
+      assertEquals(r.code, 2, `${text}: ${r.stderr}`);
+      assertMatch(r.stderr, /^error: .*\.python-version (names an archive|asks for)/m);
+    }
+    await Deno.remove(join(p.root, ".python-version"));
+    await Deno.writeTextFile(
+      join(p.root, "pyproject.toml"),
+      `[project]\nrequires-python = "${fx.gz}"\n`,
+    );
+    const toml = await runCli(["install", ...p.args], { cwd: p.work, env: { HOME: p.home } });
+    assertEquals(toml.code, 2, toml.stderr);
+    // Nothing was installed from the archive the project file named.
+    assertEquals((await Array.fromAsync(Deno.readDir(p.home))).map((e) => e.name).sort(), [
+      "catalog.json",
+      "mirror",
+      "project",
+    ]);
+  } finally {
+    await Deno.remove(p.home, { recursive: true });
+  }
+});
+
+Deno.test("PYPRIME_PYTHON keeps a specifier set whole, and a FIFO named .python-version is skipped", async () => {
+  const p = await project();
+  try {
+    const env = { HOME: p.home, PYPRIME_PYTHON: `>=${MAJOR}.${MINOR},<${MAJOR}.${MINOR + 1}` };
+    const r = await runCli(["install", ...p.args, "--json"], { cwd: p.work, env });
+    assertEquals(r.code, 0, r.stderr);
+    assertEquals(JSON.parse(r.stdout).map((o: { key: string }) => o.key), [KEY]);
+
+    const fifo = await new Deno.Command("mkfifo", { args: [join(p.root, ".python-version")] })
+      .output();
+    assertEquals(fifo.code, 0);
+    await Deno.writeTextFile(
+      join(p.root, "pyproject.toml"),
+      `[project]\nrequires-python = ">=3"\n`,
+    );
+    const found = await runCli(["find", "--install-dir", join(p.home, "pythons")], {
+      cwd: p.work,
+      env: { HOME: p.home },
+    });
+    assertEquals(found.code, 0, found.stderr);
+    assertMatch(found.stderr, /Using >=3 from .*pyproject\.toml/);
+  } finally {
+    await Deno.remove(p.home, { recursive: true });
+  }
+});

@@ -158,14 +158,24 @@ Deno.test("upgrade reinstalls the same version when the catalog has a newer PBS 
       set: fx,
       build: "20260601",
     }]);
+    // A minor version installed from a file the catalog does not carry is left alone,
+    // and does not keep the others from upgrading.
+    const other = await debianFixtures(fx.tag === "3.14" ? "3.15" : "3.14");
+    const local = await runCli(["install", other.zst, "--install-dir", dir, "--no-bin"], { env });
+    assertEquals(local.code, 0, local.stderr);
     const up = await runCli(["--json", "upgrade", "--no-bin", ...rebuilt], { env });
     assertEquals(up.code, 0, up.stderr);
-    assertEquals(JSON.parse(up.stdout).map((s: { status: string }) => s.status), ["rebuilt"]);
+    assertEquals(
+      JSON.parse(up.stdout).map((s: { status: string }) => s.status).sort(),
+      ["not-in-catalog", "rebuilt"],
+    );
+    assertMatch(up.stderr, /no 3\.1[45] in the catalog to upgrade to; left as it is/);
     assertMatch(await Deno.readTextFile(join(dir, key, "BUILD")), /^20260601\n/);
     const list = await runCli(["--json", "list", "--only-installed", "--install-dir", dir], {
       env,
     });
-    assertEquals(JSON.parse(list.stdout)[0].build, "20260601");
+    const rows = JSON.parse(list.stdout) as { key: string; build: string }[];
+    assertEquals(rows.find((r) => r.key === key)!.build, "20260601");
   } finally {
     await Deno.remove(home, { recursive: true });
   }

@@ -6,7 +6,7 @@
  */
 import { join } from "node:path";
 import { assert, assertEquals, assertMatch } from "../support/assert.ts";
-import { ROOT, runCli } from "../support/cli.ts";
+import { mainArgs, ROOT, runCli } from "../support/cli.ts";
 import { fixtures } from "../support/fixtures.ts";
 import { names } from "../support/helpers.ts";
 import { isInstallKey } from "../../src/install/layout.ts";
@@ -226,3 +226,33 @@ Deno.test("install of several requests keeps the ones that worked and names the 
     assertEquals(await names(join(dir, ".staging")), []);
   });
 });
+
+Deno.test("a malformed URL with credentials is a usage error that never shows them", async () => {
+  await withHome(async (home, dir) => {
+    for (
+      const url of ["http://user:s3cret@[::1:9/x.tar.gz", "http://user:s3cret@exa mple/x.tar.gz"]
+    ) {
+      const r = await runCli(["--json", "install", url, "--install-dir", dir], {
+        env: { HOME: home },
+      });
+      assertEquals(r.code, 2, r.stderr);
+      assert(!r.stderr.includes("s3cret") && !r.stdout.includes("s3cret"), r.stderr + r.stdout);
+      assertMatch(r.stderr, /^error: Invalid URL /m);
+      // --json: the failure is a document too.
+      assertEquals(JSON.parse(r.stdout).error.exit_code, 2);
+    }
+  });
+});
+
+Deno.test("stdout on a full disk is one clear error, not an unexpected failure", async () => {
+  const out = await new Deno.Command("sh", {
+    args: ["-c", `${(await mainCommand()).join(" ")} dir > /dev/full`],
+    stderr: "piped",
+  }).output();
+  assertEquals(out.code, 1);
+  assertMatch(new TextDecoder().decode(out.stderr), /^error: Cannot write to standard output: /m);
+});
+
+async function mainCommand(): Promise<string[]> {
+  return [Deno.execPath(), ...(await mainArgs())].map((a) => `'${a.replaceAll("'", `'\\''`)}'`);
+}

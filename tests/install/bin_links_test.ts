@@ -67,6 +67,8 @@ async function sandbox(): Promise<Sandbox> {
     async add(key) {
       await Deno.mkdir(join(dir, key, "bin"), { recursive: true });
       await Deno.writeTextFile(real(key), "#!/bin/sh\n");
+      // As in every PBS installation: the minor-version link needs bin/python3.
+      await Deno.symlink(real(key).split("/").at(-1)!, join(dir, key, "bin", "python3"));
     },
     remove: () => Deno.remove(root, { recursive: true }),
   };
@@ -400,6 +402,10 @@ Deno.test("syncLinks leaves a user's own links into a removed installation alone
     join(installs, "cpython-3.12.0-linux-x86_64-gnu", "bin", "python3.12"),
     "",
   );
+  await Deno.symlink(
+    "python3.12",
+    join(installs, "cpython-3.12.0-linux-x86_64-gnu", "bin", "python3"),
+  );
   await Deno.mkdir(bin);
   const gone = join(installs, "cpython-3.12.1-linux-x86_64-gnu", "bin");
   await Deno.symlink(join(gone, "pip3.12"), join(bin, "pip3.12"));
@@ -422,6 +428,7 @@ Deno.test("syncLinks keeps python3.X on this platform when another platform has 
   for (const key of ["cpython-3.12.1-linux-x86_64-gnu", "cpython-3.12.9-linux-aarch64-gnu"]) {
     await Deno.mkdir(join(installs, key, "bin"), { recursive: true });
     await Deno.writeTextFile(join(installs, key, "bin", "python3.12"), "");
+    await Deno.symlink("python3.12", join(installs, key, "bin", "python3"));
   }
   await syncLinks(installs, bin, { installed: ["cpython-3.12.1-linux-x86_64-gnu"] });
   const ours = join(installs, "cpython-3.12-linux-x86_64-gnu", "bin", "python3.12");
