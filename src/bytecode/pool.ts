@@ -24,23 +24,23 @@
  *
  * @module
  */
-import { isAbsolute } from "node:path";
 import { CompileError } from "../errors.ts";
-import { collectSources, type Source } from "./collect.ts";
+import { collectSources, removeOrphans, type Source } from "./collect.ts";
 import { resolveInterpreter } from "./find_python.ts";
 import {
   type CompileFailure,
   type CompileOptions,
   type CompileReport,
-  type InvalidationMode,
   isolationFlags,
   PIPELINE_DEPTH,
   PIPELINE_REFILL,
+  type PoolSettings,
+  validateOptions,
   WORKER_ENV,
 } from "./settings.ts";
 import { WORKER_HELLO, WORKER_SOURCE } from "./worker.ts";
 import { WorkerProcess } from "./worker_process.ts";
-const DEFAULT_TIMEOUT_MS = 60_000;
+
 const EXIT_GRACE_MS = 2_000;
 const encoder = new TextEncoder();
 
@@ -65,7 +65,7 @@ const encoder = new TextEncoder();
  */
 export async function compileTree(options: CompileOptions): Promise<CompileReport> {
   const started = performance.now();
-  const settings = validate(options);
+  const settings = validateOptions(options);
   options.signal?.throwIfAborted();
   const python = await resolveInterpreter(options.python, options.confineTo);
   options.signal?.throwIfAborted();
@@ -73,7 +73,8 @@ export async function compileTree(options: CompileOptions): Promise<CompileRepor
   const pool = new Pool(python, settings, options);
   try {
     pool.spawn(settings.jobs);
-    const collected = collectSources(options.roots, options.exclude ?? []);
+    const reuse = options.action === "reuse";
+    const collected = collectSources(options.roots, options.exclude ?? [], reuse);
     const failed = collected.unsendable.map((path) => ({
       path,
       error: "path contains a newline, which the worker protocol cannot carry",
@@ -83,7 +84,9 @@ export async function compileTree(options: CompileOptions): Promise<CompileRepor
     const files = collected.sources.length + collected.unsendable.length;
     return {
       files,
-      compiled: files - failed.length,
+      compiled: files - failed.length - results.reused,
+      reused: results.reused,
+      ...(reuse ? { removed: removeOrphans(collected.pycs, collected.sources) } : {}),
       failed,
       skipped: collected.skipped,
       seconds: (performance.now() - started) / 1000,
@@ -94,66 +97,29 @@ export async function compileTree(options: CompileOptions): Promise<CompileRepor
   }
 }
 
-/** Options after defaults and checks. */
-interface Settings {
-  jobs: number;
-  levels: number[];
-  mode: InvalidationMode;
-  timeoutMs: number;
-  ddirFrom: string;
-  ddirTo: string;
-}
-
-function validate(options: CompileOptions): Settings {
-  const jobs = options.jobs ?? navigator.hardwareConcurrency ?? 1;
-  if (!Number.isInteger(jobs) || jobs < 1) {
-    throw new CompileError(`Invalid number of bytecode workers: ${jobs}`);
-  }
-  const levels = [...new Set(options.optimize ?? [0])].sort();
-  if (levels.length === 0 || levels.some((l) => l !== 0 && l !== 1 && l !== 2)) {
-    throw new CompileError(`Invalid optimize levels ${JSON.stringify(options.optimize)}`, {
-      hint: "use a non-empty subset of 0, 1, 2",
-    });
-  }
-  const mode = options.invalidationMode ?? "timestamp";
-  if (!["timestamp", "checked-hash", "unchecked-hash"].includes(mode)) {
-    throw new CompileError(`Invalid invalidation mode ${JSON.stringify(mode)}`);
-  }
-  for (const root of options.roots) {
-    if (!isAbsolute(root)) throw new CompileError(`Cannot compile ${root}: not an absolute path`);
-  }
-  const { from = "", to = "" } = options.ddir ?? {};
-  for (const dir of [from, to]) {
-    if (/[\n\0]/.test(dir) || (dir !== "" && !isAbsolute(dir))) {
-      throw new CompileError(`Invalid ddir ${JSON.stringify(dir)}: not a plain absolute path`);
-    }
-  }
-  const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-  if (!(timeoutMs > 0)) throw new CompileError(`Invalid per-file timeout: ${timeoutMs} ms`);
-  return { jobs, levels, mode, timeoutMs, ddirFrom: from, ddirTo: to };
-}
-
 /** What a {@link Pool} run returns. */
 interface PoolResult {
   failed: CompileFailure[];
+  reused: number;
 }
 
 /** The workers of one {@link compileTree} call and the dispatch of files to them. */
 class Pool {
   readonly #python: string;
-  readonly #settings: Settings;
+  readonly #settings: PoolSettings;
   readonly #options: CompileOptions;
   readonly #workers: WorkerProcess[] = [];
   #sources: Source[] = [];
   #next = 0;
   #done = 0;
   #failed: CompileFailure[] = [];
+  #reused = 0;
   #settled = false;
   #watchdog: ReturnType<typeof setInterval> | undefined;
   #resolve: (r: PoolResult) => void = () => {};
   #reject: (e: unknown) => void = () => {};
 
-  constructor(python: string, settings: Settings, options: CompileOptions) {
+  constructor(python: string, settings: PoolSettings, options: CompileOptions) {
     this.#python = python;
     this.#settings = settings;
     this.#options = options;
@@ -171,6 +137,7 @@ class Pool {
       ...isolationFlags(this.#python),
       ...["-S", "-B", "-X", "utf8", "-W", "ignore", "-c", WORKER_SOURCE],
       ...[mode, levels.join(","), ddirFrom, ddirTo, this.#options.testHooks?.stallOn ?? ""],
+      this.#options.action ?? "compile",
     ];
     for (let i = 0; i < count; i++) {
       let child: Deno.ChildProcess;
@@ -277,13 +244,16 @@ class Pool {
     const space = line.indexOf(" ");
     const index = worker.inflight[0];
     const status = line.slice(space + 1);
-    if (space < 0 || Number(line.slice(0, space)) !== index || !/^(ok|err )/.test(status)) {
+    if (
+      space < 0 || Number(line.slice(0, space)) !== index || !/^(ok$|reused$|err )/.test(status)
+    ) {
       this.#fail(this.#protocolError(worker, `unexpected reply ${JSON.stringify(line)}`));
       return;
     }
     worker.inflight.shift();
     worker.headSince = performance.now();
-    if (status !== "ok") {
+    if (status === "reused") this.#reused++;
+    else if (status !== "ok") {
       this.#failed.push({ path: this.#sources[index].path, error: unescape(status.slice(4)) });
     }
     this.#done++;
@@ -351,7 +321,7 @@ class Pool {
     // Every file is written; a worker failing at exit is still a broken interpreter.
     Promise.all(this.#workers.map((w) => w.finished)).then((statuses) => {
       const bad = statuses.findIndex((s) => !s.success);
-      if (bad < 0) return this.#resolve({ failed: this.#failed });
+      if (bad < 0) return this.#resolve({ failed: this.#failed, reused: this.#reused });
       const worker = this.#workers[bad];
       this.#reject(
         new CompileError(

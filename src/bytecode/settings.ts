@@ -4,6 +4,11 @@
  *
  * @module
  */
+import { isAbsolute } from "node:path";
+import { CompileError } from "../errors.ts";
+
+const DEFAULT_TIMEOUT_MS = 60_000;
+
 /** How a `.pyc` is checked against its source (PEP 552). */
 export type InvalidationMode = "timestamp" | "checked-hash" | "unchecked-hash";
 
@@ -37,6 +42,14 @@ export interface CompileOptions {
   timeoutMs?: number;
   /** Abort kills all workers and rejects with `signal.reason`. */
   signal?: AbortSignal;
+  /**
+   * `compile` (default) writes every requested level. `reuse` keeps the `.pyc` a tree
+   * already has when they are current for this interpreter, removes the stale, foreign
+   * and sourceless ones, and compiles only what is missing (installing an archive that
+   * ships bytecode). `verify` writes nothing: a source without a current `.pyc` (that
+   * compiles) is a failure (`pyprime pack` refusing an uncompiled installation).
+   */
+  action?: "compile" | "reuse" | "verify";
   /** Called with the number of files answered so far and the total. */
   onProgress?: (done: number, total: number) => void;
   /**
@@ -60,6 +73,10 @@ export interface CompileReport {
   files: number;
   /** Sources whose `.pyc` files were all written. */
   compiled: number;
+  /** Sources whose existing `.pyc` were all current and kept (action `reuse`/`verify`). */
+  reused: number;
+  /** `.pyc` files removed because they had no source (action `reuse`). */
+  removed?: number;
   /** Sources that failed; they do not make the run fail. */
   failed: CompileFailure[];
   /** Entries not compiled: matched by `exclude` (files or whole folders) or symlinked `.py` files. */
@@ -112,4 +129,44 @@ export interface BytecodeSettings {
   exclude: RegExp[];
   /** Per-file timeout in seconds. */
   timeoutSeconds: number;
+}
+
+/** {@link CompileOptions} after defaults and checks. */
+export interface PoolSettings {
+  jobs: number;
+  levels: number[];
+  mode: InvalidationMode;
+  timeoutMs: number;
+  ddirFrom: string;
+  ddirTo: string;
+}
+
+/** Applies the defaults of {@link CompileOptions} and refuses invalid ones. */
+export function validateOptions(options: CompileOptions): PoolSettings {
+  const jobs = options.jobs ?? navigator.hardwareConcurrency ?? 1;
+  if (!Number.isInteger(jobs) || jobs < 1) {
+    throw new CompileError(`Invalid number of bytecode workers: ${jobs}`);
+  }
+  const levels = [...new Set(options.optimize ?? [0])].sort();
+  if (levels.length === 0 || levels.some((l) => l !== 0 && l !== 1 && l !== 2)) {
+    throw new CompileError(`Invalid optimize levels ${JSON.stringify(options.optimize)}`, {
+      hint: "use a non-empty subset of 0, 1, 2",
+    });
+  }
+  const mode = options.invalidationMode ?? "timestamp";
+  if (!["timestamp", "checked-hash", "unchecked-hash"].includes(mode)) {
+    throw new CompileError(`Invalid invalidation mode ${JSON.stringify(mode)}`);
+  }
+  for (const root of options.roots) {
+    if (!isAbsolute(root)) throw new CompileError(`Cannot compile ${root}: not an absolute path`);
+  }
+  const { from = "", to = "" } = options.ddir ?? {};
+  for (const dir of [from, to]) {
+    if (/[\n\0]/.test(dir) || (dir !== "" && !isAbsolute(dir))) {
+      throw new CompileError(`Invalid ddir ${JSON.stringify(dir)}: not a plain absolute path`);
+    }
+  }
+  const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  if (!(timeoutMs > 0)) throw new CompileError(`Invalid per-file timeout: ${timeoutMs} ms`);
+  return { jobs, levels, mode, timeoutMs, ddirFrom: from, ddirTo: to };
 }

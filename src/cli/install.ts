@@ -6,6 +6,7 @@
  */
 import { basename } from "node:path";
 import { compileTree } from "../bytecode/pool.ts";
+import { removeBytecodeOf, writeBytecodeRecord } from "../bytecode/record.ts";
 import type { BytecodeSettings, CompileReport } from "../bytecode/settings.ts";
 import { summarizeCompile } from "./summary.ts";
 import { PyprimeError } from "../errors.ts";
@@ -357,6 +358,9 @@ async function compileStaged(
 ): Promise<CompileReport> {
   const bar = out.bar("Compiling bytecode", 0, "files");
   try {
+    // The rewrite changed these sources after the pack was made; a same-length prefix
+    // keeps their size and mtime, so a timestamp .pyc would look current: drop them.
+    if (staged.pycEntries > 0) await removeBytecodeOf(staged.staging, staged.rewritten);
     const report = await compileTree({
       python: `${staged.staging}/bin/python3`,
       confineTo: staged.staging,
@@ -369,8 +373,15 @@ async function compileStaged(
       timeoutMs: settings.timeoutSeconds * 1000,
       signal,
       onProgress: (done, total) => bar.update(done, total),
+      // A pack ships its bytecode: keep what is current, compile the rest.
+      action: staged.pycEntries > 0 ? "reuse" : "compile",
     });
     bar.stop();
+    await writeBytecodeRecord(staged.staging, {
+      optimize: settings.optimize,
+      invalidationMode: settings.invalidationMode,
+      exclude: settings.exclude.map((re) => re.source),
+    });
     summarizeCompile(report, out);
     return report;
   } finally {

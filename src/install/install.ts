@@ -64,6 +64,10 @@ export interface Staged {
   source: ArchiveSource;
   /** Set for an archive of another platform: the catalog entry it was named from. */
   foreign?: Download;
+  /** `.pyc` entries the archive had (a `pyprime pack`): they are checked, not recompiled. */
+  pycEntries: number;
+  /** Files the build-prefix rewrite changed (relative); their shipped `.pyc` are stale. */
+  rewritten: string[];
 }
 
 /** Creates the install dir and returns its real path (so staging paths and final paths agree). */
@@ -181,10 +185,14 @@ async function stageInto(
   let raw = source.stream.pipeThrough(tap.stream, { signal: options.signal });
   if (counted) raw = raw.pipeThrough(counted);
   const { format, stream } = await decompress(raw, source.label);
+  let pycEntries = 0;
   const extract = await extractTar(stream, {
     dest: staging,
     label: source.label,
-    mapName: (name) => pbsEntryPath(name, source.label),
+    mapName: (name) => {
+      if (name.endsWith(".pyc")) pycEntries++;
+      return pbsEntryPath(name, source.label);
+    },
     limits: options.limits,
     signal: options.signal,
   });
@@ -198,7 +206,7 @@ async function stageInto(
     : await probeInterpreter(python, source.label, options.signal);
   const target = join(options.installDir, info.key);
   const alreadyInstalled = !options.reinstall && await exists(target);
-  if (!alreadyInstalled) await rewriteSysconfig(staging, target);
+  const rewritten = alreadyInstalled ? [] : await rewriteSysconfig(staging, target);
   return {
     staging,
     target,
@@ -211,6 +219,8 @@ async function stageInto(
     alreadyInstalled,
     source,
     foreign: options.foreign,
+    pycEntries,
+    rewritten,
   };
 }
 

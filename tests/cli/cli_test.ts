@@ -4,7 +4,17 @@ import { cliEnv, mainArgs, ROOT, runCli } from "../support/cli.ts";
 import { sourcePython } from "../support/fixtures.ts";
 
 const SNAPSHOT = join(ROOT, "tests", "cli", "snapshots", "help.txt");
-const COMMANDS = ["", "install", "compile", "list", "find", "uninstall", "dir", "self-check"];
+const COMMANDS = [
+  "",
+  "install",
+  "compile",
+  "pack",
+  "list",
+  "find",
+  "uninstall",
+  "dir",
+  "self-check",
+];
 
 async function helpText(): Promise<string> {
   const parts: string[] = [];

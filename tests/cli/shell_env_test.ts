@@ -11,7 +11,17 @@ import { assert, assertEquals, assertMatch } from "../support/assert.ts";
 import { cliEnv, mainArgs, runCli, SHELL_MATRIX } from "../support/cli.ts";
 import { fixtures } from "../support/fixtures.ts";
 
-const COMMANDS = ["install", "compile", "list", "find", "uninstall", "dir", "self-check", "doctor"];
+const COMMANDS = [
+  "install",
+  "compile",
+  "pack",
+  "list",
+  "find",
+  "uninstall",
+  "dir",
+  "self-check",
+  "doctor",
+];
 const ESC = "\x1b[";
 
 function label(env: Record<string, string>): string {
