@@ -208,7 +208,7 @@ function buildProgram(run: (code: Promise<number> | number) => void): Command {
   program.command("pack")
     .description("write a compiled installation as an archive that installs with no compile step")
     .argument("<installation>", "a key, a version request (3.12) or an installation folder")
-    .option("-o, --output <file>", "archive to write, - for stdout (default: PBS-style name in .)")
+    .option("-o, --output <file>", "archive or folder to write to, - for stdout (default: .)")
     .addOption(
       new Option("--format <format>", "compression (default: tar.zst, or from -o's name)")
         .choices(["tar.zst", "tar.gz"]),

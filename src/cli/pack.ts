@@ -146,10 +146,13 @@ export async function runPack(
   const signal = controller.signal;
   try {
     const info = await probeInterpreter(python, root, signal);
+    // `-o DIR` (an existing folder, say a mirror of packs) gets the default name in it.
     const output = options.output === undefined
       ? join(Deno.cwd(), packName(info, format))
       : options.output === "-"
       ? "-"
+      : await isDir(options.output)
+      ? join(resolve(options.output), packName(info, format))
       : resolve(options.output);
     if (output !== "-" && !(await isDir(dirname(output)))) {
       throw usage(`Cannot write ${output}: ${dirname(output)} is not a folder`);

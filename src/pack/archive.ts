@@ -71,12 +71,54 @@ function compressor(format: PackFormat, level: number) {
   });
 }
 
+/**
+ * Bytes handed to the tar encoder but not yet taken by the compressor side. The
+ * encoder queues up to 8 MiB of chunks; chunks that wait that long outlive V8's young
+ * generation and stay as garbage until a full collection (peak RSS 120–220 MB on the
+ * fixture). Holding the producer to {@link IN_FLIGHT} keeps every chunk short-lived.
+ */
+class Throttle {
+  #fed = 0;
+  #taken = 0;
+  #wake: (() => void) | undefined;
+  constructor(readonly limit: number) {}
+
+  /** Waits until fewer than `limit` bytes are in flight, then counts `n` more. */
+  async feed(n: number): Promise<void> {
+    while (this.#fed - this.#taken > this.limit) {
+      await new Promise<void>((resolve) => this.#wake = resolve);
+    }
+    this.#fed += n;
+  }
+
+  /** Counts `n` bytes taken by the consumer. */
+  take(n: number): void {
+    this.#taken += n;
+    const wake = this.#wake;
+    this.#wake = undefined;
+    wake?.();
+  }
+
+  /** Releases a waiting producer for good (the consumer failed). */
+  release(): void {
+    this.#taken = Infinity;
+    this.#wake?.();
+  }
+}
+
+/** Bytes in flight between the walk and the compressor. */
+const IN_FLIGHT = 256 * 1024;
+
+/** Bytes read from a file per call. */
+const READ_SIZE = 64 * 1024;
+
 /** Merges the encoder's many small chunks (512-byte headers) into big compressor calls. */
-function coalesce(size = 256 * 1024): TransformStream<Uint8Array, Uint8Array> {
+function coalesce(throttle: Throttle, size = 256 * 1024): TransformStream<Uint8Array, Uint8Array> {
   let buf = new Uint8Array(size);
   let used = 0;
   return new TransformStream({
     transform(chunk, ctl) {
+      throttle.take(chunk.length);
       if (used + chunk.length > size && used > 0) {
         ctl.enqueue(buf.slice(0, used));
         used = 0;
@@ -103,21 +145,6 @@ function stdoutSink(): WritableStream<Uint8Array> {
   });
 }
 
-/** Checks that a file streams exactly the size its header announced. */
-function exactly(size: number, path: string): TransformStream<Uint8Array, Uint8Array> {
-  let seen = 0;
-  return new TransformStream({
-    transform(chunk, ctl) {
-      seen += chunk.length;
-      if (seen > size) throw new PyprimeError(`Cannot pack ${path}: it grew while being read`);
-      ctl.enqueue(chunk);
-    },
-    flush() {
-      if (seen !== size) throw new PyprimeError(`Cannot pack ${path}: it shrank while being read`);
-    },
-  });
-}
-
 function header(entry: TreeEntry, size: number): TarHeader {
   const name = entry.rel === "" ? "python" : `python/${entry.rel}`;
   const base = { mode: entry.mode, mtime: new Date(entry.mtime * 1000), uid: 0, gid: 0 };
@@ -135,20 +162,42 @@ async function addEntry(
   root: string,
   entry: TreeEntry,
   unpatched: string[],
+  throttle: Throttle,
 ): Promise<void> {
   const path = join(root, entry.rel);
+  await throttle.feed(512);
   if (entry.kind === "file" && isRewritten(entry.rel)) {
     const original = await Deno.readFile(path);
     const bytes = unpatch(entry.rel, original) ?? original;
     if (bytes !== original) unpatched.push(entry.rel);
     const body = controller.add(header(entry, bytes.length)).getWriter();
+    await throttle.feed(bytes.length);
     if (bytes.length) await body.write(bytes);
     return await body.close();
   }
-  const body = controller.add(header(entry, entry.size));
+  const body = controller.add(header(entry, entry.size)).getWriter();
   if (entry.kind !== "file" || entry.size === 0) return await body.close();
   const file = await Deno.open(path, { read: true });
-  await file.readable.pipeThrough(exactly(entry.size, path)).pipeTo(body);
+  try {
+    let seen = 0;
+    for (;;) {
+      const chunk = new Uint8Array(Math.min(READ_SIZE, entry.size - seen + 1));
+      const n = await file.read(chunk);
+      if (n === null) break;
+      seen += n;
+      if (seen > entry.size) {
+        throw new PyprimeError(`Cannot pack ${path}: it grew while being read`);
+      }
+      await throttle.feed(n);
+      await body.write(chunk.subarray(0, n));
+    }
+    if (seen !== entry.size) {
+      throw new PyprimeError(`Cannot pack ${path}: it shrank while being read`);
+    }
+  } finally {
+    file.close();
+  }
+  await body.close();
 }
 
 /**
@@ -198,11 +247,12 @@ async function encode(
   const tap = sha256Tap();
   const { readable, controller } = createTarPacker();
   const squeeze = nodeTransform(compressor(options.format, level));
-  const written = readable.pipeThrough(coalesce())
+  const throttle = new Throttle(IN_FLIGHT);
+  const written = readable.pipeThrough(coalesce(throttle))
     .pipeThrough(squeeze, { signal: options.signal })
     .pipeThrough(tap.stream)
     .pipeTo(sink);
-  written.catch(() => {});
+  written.catch(() => throttle.release());
   const unpatched: string[] = [];
   let entries = 0;
   try {
@@ -212,7 +262,7 @@ async function encode(
       signal: options.signal,
     });
     for await (const entry of walk) {
-      await addEntry(controller, options.root, entry, unpatched);
+      await addEntry(controller, options.root, entry, unpatched, throttle);
       options.onEntry?.(++entries);
     }
     controller.finalize();
