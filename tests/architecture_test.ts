@@ -18,9 +18,8 @@ const ALLOWED: Record<string, string[]> = {
   unpack: [],
   install: ["resolve", "fetch", "unpack"],
   bytecode: [],
-  // `pyprime pack` reads an installation (install's layout and sysconfig format), checks
-  // its bytecode, and reuses the compressor wrapper and the digest tap.
-  pack: ["install", "bytecode", "unpack", "fetch"],
+  // `pyprime pack` reads an installation (install's sysconfig format) and checks its bytecode.
+  pack: ["install", "bytecode"],
   "": [],
 };
 

@@ -2,8 +2,8 @@
  * Writes an installation as a python-build-standalone `install_only`-shaped archive
  * (every entry under `python/`), in one stream: tree walk → modern-tar's encoder →
  * zstd or gzip → sha256 → a temporary file in the output's folder, renamed into place
- * only when complete. Memory holds one directory listing per level of the walk and a
- * few chunks in flight, whatever the tree's size.
+ * only when complete. Memory holds one directory listing per level of the walk, one
+ * read buffer and one compressor buffer (see {@link READ_SIZE}), whatever the tree's size.
  *
  * Reproducible: entries depth first in byte order with each folder before its contents,
  * ustar headers with uid/gid 0 and empty owner names, the installed permission bits,
@@ -15,8 +15,7 @@
 import { createTarPacker, type TarHeader } from "modern-tar";
 import zlib from "node:zlib";
 import { basename, dirname, join } from "node:path";
-import { nodeTransform } from "../unpack/decompress.ts";
-import { sha256Tap } from "../fetch/digest.ts";
+import { createHash } from "node:crypto";
 import { PyprimeError } from "../errors.ts";
 import { isRewritten, unpatch } from "./prefix.ts";
 import { newestSource, type TreeEntry, walkTree } from "./tree.ts";
@@ -72,77 +71,53 @@ function compressor(format: PackFormat, level: number) {
 }
 
 /**
- * Bytes handed to the tar encoder but not yet taken by the compressor side. The
- * encoder queues up to 8 MiB of chunks; chunks that wait that long outlive V8's young
- * generation and stay as garbage until a full collection (peak RSS 120–220 MB on the
- * fixture). Holding the producer to {@link IN_FLIGHT} keeps every chunk short-lived.
+ * Memory: every byte of the tree passes through a fixed set of buffers. V8 frees an
+ * ArrayBuffer only when a collection finds it dead, and external bytes trigger one only
+ * after ~64 MB of growth, so a fresh buffer per read (and per compressor call) held
+ * the peak RSS at 120–220 MB and rising with the largest file. Here one read buffer is
+ * refilled once the tar stream's consumer has copied it out, and one staging buffer is
+ * refilled once the compressor has taken it in (the write callback).
  */
-class Throttle {
-  #fed = 0;
-  #taken = 0;
-  #wake: (() => void) | undefined;
-  constructor(readonly limit: number) {}
+const READ_SIZE = 64 * 1024;
 
-  /** Waits until fewer than `limit` bytes are in flight, then counts `n` more. */
-  async feed(n: number): Promise<void> {
-    while (this.#fed - this.#taken > this.limit) {
-      await new Promise<void>((resolve) => this.#wake = resolve);
-    }
-    this.#fed += n;
+/** Bytes given to the compressor per call. */
+const STAGE_SIZE = 256 * 1024;
+
+/** Hands a reused buffer to the tar encoder and waits until its reader has copied it. */
+class Handoff {
+  readonly buffer = new Uint8Array(READ_SIZE);
+  #wake: (() => void) | undefined;
+  #failed: unknown;
+
+  /** Writes `buffer[0, n)` as the entry's next chunk; resolves once it was copied. */
+  async pass(body: WritableStreamDefaultWriter<Uint8Array>, n: number): Promise<void> {
+    if (this.#failed !== undefined) throw this.#failed;
+    const copied = new Promise<void>((resolve) => this.#wake = resolve);
+    await body.write(this.buffer.subarray(0, n));
+    await copied;
+    if (this.#failed !== undefined) throw this.#failed;
   }
 
-  /** Counts `n` bytes taken by the consumer. */
-  take(n: number): void {
-    this.#taken += n;
+  /** Called by the reader for each chunk it copied. */
+  copied(chunk: Uint8Array): void {
+    if (chunk.buffer !== this.buffer.buffer) return;
     const wake = this.#wake;
     this.#wake = undefined;
     wake?.();
   }
 
-  /** Releases a waiting producer for good (the consumer failed). */
-  release(): void {
-    this.#taken = Infinity;
+  /** The reader stopped: release the writer for good. */
+  fail(reason: unknown): void {
+    this.#failed = reason ?? new Error("pack stream closed");
     this.#wake?.();
   }
 }
 
-/** Bytes in flight between the walk and the compressor. */
-const IN_FLIGHT = 256 * 1024;
+/** Where the compressed bytes go, written synchronously as zlib emits them. */
+type Sink = (chunk: Uint8Array) => void;
 
-/** Bytes read from a file per call. */
-const READ_SIZE = 64 * 1024;
-
-/** Merges the encoder's many small chunks (512-byte headers) into big compressor calls. */
-function coalesce(throttle: Throttle, size = 256 * 1024): TransformStream<Uint8Array, Uint8Array> {
-  let buf = new Uint8Array(size);
-  let used = 0;
-  return new TransformStream({
-    transform(chunk, ctl) {
-      throttle.take(chunk.length);
-      if (used + chunk.length > size && used > 0) {
-        ctl.enqueue(buf.slice(0, used));
-        used = 0;
-      }
-      if (chunk.length >= size) ctl.enqueue(chunk.slice());
-      else {
-        buf.set(chunk, used);
-        used += chunk.length;
-      }
-    },
-    flush(ctl) {
-      if (used > 0) ctl.enqueue(buf.slice(0, used));
-      buf = new Uint8Array(0);
-    },
-  });
-}
-
-/** Standard output as a sink that is never closed (messages may follow). */
-function stdoutSink(): WritableStream<Uint8Array> {
-  return new WritableStream({
-    async write(chunk) {
-      for (let at = 0; at < chunk.length;) at += await Deno.stdout.write(chunk.subarray(at));
-    },
-  });
+function writeAllSync(write: (p: Uint8Array) => number, chunk: Uint8Array): void {
+  for (let at = 0; at < chunk.length;) at += write(chunk.subarray(at));
 }
 
 function header(entry: TreeEntry, size: number): TarHeader {
@@ -162,16 +137,14 @@ async function addEntry(
   root: string,
   entry: TreeEntry,
   unpatched: string[],
-  throttle: Throttle,
+  handoff: Handoff,
 ): Promise<void> {
   const path = join(root, entry.rel);
-  await throttle.feed(512);
   if (entry.kind === "file" && isRewritten(entry.rel)) {
     const original = await Deno.readFile(path);
     const bytes = unpatch(entry.rel, original) ?? original;
     if (bytes !== original) unpatched.push(entry.rel);
     const body = controller.add(header(entry, bytes.length)).getWriter();
-    await throttle.feed(bytes.length);
     if (bytes.length) await body.write(bytes);
     return await body.close();
   }
@@ -181,15 +154,13 @@ async function addEntry(
   try {
     let seen = 0;
     for (;;) {
-      const chunk = new Uint8Array(Math.min(READ_SIZE, entry.size - seen + 1));
-      const n = await file.read(chunk);
+      const n = await file.read(handoff.buffer);
       if (n === null) break;
       seen += n;
       if (seen > entry.size) {
         throw new PyprimeError(`Cannot pack ${path}: it grew while being read`);
       }
-      await throttle.feed(n);
-      await body.write(chunk.subarray(0, n));
+      await handoff.pass(body, n);
     }
     if (seen !== entry.size) {
       throw new PyprimeError(`Cannot pack ${path}: it shrank while being read`);
@@ -215,12 +186,10 @@ export async function writePack(options: PackOptions): Promise<PackResult> {
   const tmp = toStdout
     ? undefined
     : join(dirname(options.output), `.${basename(options.output)}.tmp-${crypto.randomUUID()}`);
-  let sink: WritableStream<Uint8Array>;
-  if (tmp === undefined) sink = stdoutSink();
-  else {
+  let file: Deno.FsFile | undefined;
+  if (tmp !== undefined) {
     try {
-      const file = await Deno.open(tmp, { write: true, createNew: true, mode: 0o644 });
-      sink = file.writable;
+      file = await Deno.open(tmp, { write: true, createNew: true, mode: 0o644 });
     } catch (err) {
       throw new PyprimeError(`Cannot write ${options.output}: ${(err as Error).message}`, {
         cause: err,
@@ -228,31 +197,84 @@ export async function writePack(options: PackOptions): Promise<PackResult> {
       });
     }
   }
+  const out = file ?? Deno.stdout;
+  const sink: Sink = (chunk) => writeAllSync((p) => out.writeSync(p), chunk);
   try {
     const result = await encode(options, level, sink);
-    if (tmp !== undefined) await Deno.rename(tmp, options.output);
+    if (file) {
+      file.close();
+      file = undefined;
+      await Deno.rename(tmp!, options.output);
+    }
     return result;
   } catch (err) {
+    file?.close();
     if (tmp !== undefined) await Deno.remove(tmp).catch(() => {});
     throw options.signal?.aborted ? options.signal.reason : err;
   }
 }
 
-async function encode(
-  options: PackOptions,
-  level: number,
-  sink: WritableStream<Uint8Array>,
-): Promise<PackResult> {
+/** Feeds the tar stream to the compressor through one reused staging buffer. */
+async function compress(
+  readable: ReadableStream<Uint8Array>,
+  z: ReturnType<typeof compressor>,
+  handoff: Handoff,
+  signal?: AbortSignal,
+): Promise<void> {
+  const ended = new Promise<void>((resolve, reject) => {
+    z.on("end", resolve);
+    z.on("error", reject);
+  });
+  ended.catch(() => {});
+  const stage = new Uint8Array(STAGE_SIZE);
+  let used = 0;
+  const flush = async () => {
+    if (used === 0) return;
+    await new Promise<void>((resolve, reject) =>
+      z.write(stage.subarray(0, used), (err?: Error | null) => (err ? reject(err) : resolve()))
+    );
+    used = 0;
+  };
+  const reader = readable.getReader();
+  try {
+    for (;;) {
+      signal?.throwIfAborted();
+      const { done, value } = await reader.read();
+      if (done) break;
+      for (let at = 0; at < value.length;) {
+        const n = Math.min(value.length - at, STAGE_SIZE - used);
+        stage.set(value.subarray(at, at + n), used);
+        used += n;
+        at += n;
+        if (used === STAGE_SIZE) await flush();
+      }
+      handoff.copied(value);
+    }
+    await flush();
+    z.end();
+    await ended;
+  } catch (err) {
+    handoff.fail(err);
+    await reader.cancel(err).catch(() => {});
+    z.destroy();
+    throw err;
+  }
+}
+
+async function encode(options: PackOptions, level: number, sink: Sink): Promise<PackResult> {
   const clamp = await newestSource(options.root, options.skipAtRoot);
-  const tap = sha256Tap();
+  const hash = createHash("sha256");
+  let bytes = 0;
+  const z = compressor(options.format, level);
+  z.on("data", (chunk: Uint8Array) => {
+    hash.update(chunk);
+    bytes += chunk.length;
+    sink(chunk);
+  });
   const { readable, controller } = createTarPacker();
-  const squeeze = nodeTransform(compressor(options.format, level));
-  const throttle = new Throttle(IN_FLIGHT);
-  const written = readable.pipeThrough(coalesce(throttle))
-    .pipeThrough(squeeze, { signal: options.signal })
-    .pipeThrough(tap.stream)
-    .pipeTo(sink);
-  written.catch(() => throttle.release());
+  const handoff = new Handoff();
+  const written = compress(readable, z, handoff, options.signal);
+  written.catch(() => {});
   const unpatched: string[] = [];
   let entries = 0;
   try {
@@ -262,8 +284,9 @@ async function encode(
       signal: options.signal,
     });
     for await (const entry of walk) {
-      await addEntry(controller, options.root, entry, unpatched, throttle);
-      options.onEntry?.(++entries);
+      await addEntry(controller, options.root, entry, unpatched, handoff);
+      entries++;
+      options.onEntry?.(entries);
     }
     controller.finalize();
   } catch (err) {
@@ -272,7 +295,7 @@ async function encode(
     throw err;
   }
   await written;
-  return { sha256: await tap.digest, bytes: tap.bytes(), entries, unpatched };
+  return { sha256: hash.digest("hex"), bytes, entries, unpatched };
 }
 
 /**
