@@ -4,7 +4,7 @@
  */
 import { assert, assertEquals, assertMatch } from "../support/assert.ts";
 import { basename, join } from "node:path";
-import { cliCommand, decodeOutput, runCli } from "../support/cli.ts";
+import { cliCommand, decodeOutput, mainArgs, runCli } from "../support/cli.ts";
 import { fixtures } from "../support/fixtures.ts";
 import { names } from "../support/helpers.ts";
 
@@ -177,7 +177,7 @@ Deno.test("pack by version request writes to stdout with -o - and takes --format
       "-c",
       `"$0" "$@" > ${home}/s.tar.zst`,
       Deno.execPath(),
-      ...(await cliArgs()),
+      ...(await mainArgs()),
       "pack",
       fx.tag,
       "--install-dir",
@@ -210,7 +210,20 @@ Deno.test("pack by version request writes to stdout with -o - and takes --format
   await Deno.remove(home, { recursive: true });
 });
 
-async function cliArgs(): Promise<string[]> {
-  const { mainArgs } = await import("../support/cli.ts");
-  return await mainArgs();
-}
+Deno.test("pack's peak RSS stays under 150 MB", async () => {
+  const { home, root, env } = await installed();
+  // getrusage of the children: the largest process, Deno's (the check's workers are small).
+  const wrapper = "import resource, subprocess, sys\nr = subprocess.run(sys.argv[1:])\n" +
+    "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\nsys.exit(r.returncode)";
+  const argv = [Deno.execPath(), ...(await mainArgs())];
+  const r = await new Deno.Command("python3", {
+    args: ["-c", wrapper, ...argv, "pack", root, "-o", join(home, "p.tar.zst"), "-q"],
+    env: { ...env, PATH: Deno.env.get("PATH") ?? "" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assertEquals(r.code, 0, new TextDecoder().decode(r.stderr));
+  const kib = Number(new TextDecoder().decode(r.stdout).trim().split("\n").at(-1));
+  assert(kib > 0 && kib < 150 * 1024, `peak RSS ${Math.round(kib / 1024)} MiB`);
+  await Deno.remove(home, { recursive: true });
+});
