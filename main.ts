@@ -281,6 +281,25 @@ function buildProgram(run: (code: Promise<number> | number) => void): Command {
     );
   });
 
+  program.command("pack")
+    .description("write a compiled installation as an archive that installs with no compile step")
+    .argument("<installation>", "a key, a version request (3.12) or an installation folder")
+    .option("-o, --output <file>", "archive or folder to write to, - for stdout (default: .)")
+    .addOption(
+      new Option("--format <format>", "compression (default: tar.zst, or from -o's name)")
+        .choices(["tar.zst", "tar.gz"]),
+    )
+    .option("--level <n>", "compression level (zstd 1-19, default 3; gzip 1-9, default 6)")
+    .option("--install-dir <dir>", "where installations live [env: PYPRIME_PYTHON_INSTALL_DIR]")
+    .option("-j, --jobs <n>", "bytecode check workers (default: number of CPUs)")
+    .action((target: string, flags, cmd: Command) => {
+      const out = outputFor(cmd.optsWithGlobals());
+      const jobs = flags.jobs === undefined ? undefined : positiveInt(flags.jobs, "--jobs");
+      run(
+        import("./src/cli/pack.ts").then(({ runPack }) => runPack(target, { ...flags, jobs }, out)),
+      );
+    });
+
   program.command("list")
     .description("list installed and available Pythons, newest first")
     .argument("[request]", "a version, specifier or key, e.g. 3.12 or cpython-3.12.1")

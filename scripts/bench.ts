@@ -15,6 +15,8 @@
  *
  *     deno task bench [--runs N] [--skip-scale] [--python PATH] [--markdown FILE] [--work-dir DIR]
  *
+ * With `--pack`, only the benchmarks of `pyprime pack` run (see `bench_pack.ts`).
+ *
  * `--work-dir` puts the installs there (say a tmpfs, to take the disk out of the
  * numbers); it must not be under /dev, which Deno keeps for --allow-all.
  *
@@ -44,6 +46,18 @@ const workAt = args.indexOf("--work-dir");
 const WORK_DIR = workAt >= 0 ? args[workAt + 1] : undefined;
 const CPUS = navigator.hardwareConcurrency;
 const flags = await permissionFlags();
+
+if (args.includes("--pack")) {
+  const { benchPack } = await import("./bench_pack.ts");
+  await benchPack({
+    runs: RUNS,
+    skipScale: SKIP_SCALE,
+    python: PYTHON,
+    workDir: WORK_DIR,
+    markdown: MARKDOWN,
+  });
+  Deno.exit(0);
+}
 
 interface Timed {
   seconds: number;

@@ -12,12 +12,14 @@ const SRC = join(ROOT, "src");
 
 /** The stages each folder may import from (besides itself and the shared root files). */
 const ALLOWED: Record<string, string[]> = {
-  cli: ["resolve", "fetch", "unpack", "install", "bytecode"],
+  cli: ["resolve", "fetch", "unpack", "install", "bytecode", "pack"],
   resolve: ["fetch"],
   fetch: [],
   unpack: [],
   install: ["resolve", "fetch", "unpack"],
   bytecode: [],
+  // `pyprime pack` reads an installation (install's sysconfig format) and checks its bytecode.
+  pack: ["install", "bytecode"],
   "": [],
 };
 

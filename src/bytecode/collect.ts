@@ -18,11 +18,17 @@ export interface Collected {
   /** Paths the line protocol cannot carry; reported as failures. */
   unsendable: string[];
   skipped: number;
+  /** With `bytecode`: the `.pyc` files found (in `__pycache__` or beside the sources). */
+  pycs: string[];
 }
 
 /** Walks the roots; sync calls because they are several times cheaper than async ones here. */
-export function collectSources(roots: string[], exclude: RegExp[]): Collected {
-  const out: Collected = { sources: [], unsendable: [], skipped: 0 };
+export function collectSources(
+  roots: string[],
+  exclude: RegExp[],
+  bytecode = false,
+): Collected {
+  const out: Collected = { sources: [], unsendable: [], skipped: 0, pycs: [] };
   const seen = new Set<string>();
   const excluded = (path: string) => exclude.some((re) => path.search(re) >= 0);
   const add = (path: string, size: number) => {
@@ -41,9 +47,14 @@ export function collectSources(roots: string[], exclude: RegExp[]): Collected {
     for (const entry of entries) {
       const path = join(dir, entry.name);
       if (entry.isDirectory) {
-        if (entry.name === "__pycache__") continue;
+        if (entry.name === "__pycache__") {
+          if (bytecode) listPycs(path, out.pycs);
+          continue;
+        }
         if (excluded(path + "/")) out.skipped++;
         else walk(path);
+      } else if (bytecode && entry.name.endsWith(".pyc")) {
+        out.pycs.push(path);
       } else if (entry.name.endsWith(".py")) {
         if (excluded(path) || !entry.isFile) out.skipped++;
         else add(path, sizeOf(path));
@@ -67,6 +78,50 @@ export function collectSources(roots: string[], exclude: RegExp[]): Collected {
   // Largest first: the big files start early and small ones fill the gaps at the end.
   out.sources.sort((a, b) => b.size - a.size || (a.path < b.path ? -1 : 1));
   return out;
+}
+
+function listPycs(dir: string, into: string[]): void {
+  try {
+    for (const entry of Deno.readDirSync(dir)) {
+      if (entry.name.endsWith(".pyc")) into.push(join(dir, entry.name));
+    }
+  } catch (err) {
+    throw fsError(`Cannot list ${dir}`, err);
+  }
+}
+
+/**
+ * The `.pyc` of `pycs` that belong to none of `sources`: in `__pycache__`, a name
+ * `<stem>.<tag>[.opt-N].pyc` whose `<stem>.py` is not a source; beside the sources, any
+ * (CPython imports a lone `x.pyc` without a source, so one must never be trusted).
+ */
+export function orphanPycs(pycs: string[], sources: Iterable<string>): string[] {
+  const known = new Set(sources);
+  return pycs.filter((path) => {
+    const slash = path.lastIndexOf("/");
+    const dir = path.slice(0, slash);
+    if (!dir.endsWith("/__pycache__")) return true;
+    const name = path.slice(slash + 1);
+    const parent = dir.slice(0, -"/__pycache__".length);
+    // `a.cpython-312.opt-1.pyc` reads as stem `a` and as stem `a.cpython-312`.
+    const stems = [/^(.+)\.[^.]+\.opt-[12]\.pyc$/, /^(.+)\.[^.]+\.pyc$/]
+      .map((re) => re.exec(name)?.[1]);
+    return !stems.some((stem) => stem !== undefined && known.has(`${parent}/${stem}.py`));
+  });
+}
+
+/** Removes the `.pyc` no source owns (action `reuse`); returns how many. */
+export function removeOrphans(pycs: string[], sources: Source[]): number {
+  const orphans = orphanPycs(pycs, sources.map((s) => s.path));
+  for (const path of orphans) {
+    try {
+      Deno.removeSync(path);
+    } catch (err) {
+      if (err instanceof Deno.errors.NotFound) continue;
+      throw new CompileError(`Cannot remove ${path}: ${(err as Error).message}`, { cause: err });
+    }
+  }
+  return orphans.length;
 }
 
 /** A CompileError for a failed filesystem call, explaining paths Deno refuses. */

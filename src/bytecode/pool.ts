@@ -26,7 +26,7 @@
  */
 import { CompileError, printable } from "../errors.ts";
 import { spawnGroup } from "../process.ts";
-import { collectSources, type Source } from "./collect.ts";
+import { collectSources, removeOrphans, type Source } from "./collect.ts";
 import { resolveInterpreter } from "./find_python.ts";
 import {
   type CompileFailure,
@@ -80,7 +80,8 @@ export async function compileTree(options: CompileOptions): Promise<CompileRepor
   const pool = new Pool(python, settings, options);
   try {
     pool.spawn(settings.jobs);
-    const collected = collectSources(options.roots, options.exclude ?? []);
+    const reuse = options.action === "reuse";
+    const collected = collectSources(options.roots, options.exclude ?? [], reuse);
     const failed = collected.unsendable.map((path) => ({
       path,
       error: "path contains a newline, which the worker protocol cannot carry",
@@ -91,7 +92,9 @@ export async function compileTree(options: CompileOptions): Promise<CompileRepor
     const files = collected.sources.length + collected.unsendable.length;
     return {
       files,
-      compiled: files - failed.length,
+      compiled: files - failed.length - results.reused,
+      reused: results.reused,
+      ...(reuse ? { removed: removeOrphans(collected.pycs, collected.sources) } : {}),
       failed,
       skipped: collected.skipped,
       seconds: (performance.now() - started) / 1000,
@@ -105,6 +108,7 @@ export async function compileTree(options: CompileOptions): Promise<CompileRepor
 /** What a {@link Pool} run returns. */
 interface PoolResult {
   failed: CompileFailure[];
+  reused: number;
 }
 
 /** The workers of one {@link compileTree} call and the dispatch of files to them. */
@@ -117,6 +121,7 @@ class Pool {
   #next = 0;
   #done = 0;
   #failed: CompileFailure[] = [];
+  #reused = 0;
   #settled = false;
   #watchdog: ReturnType<typeof setInterval> | undefined;
   #resolve: (r: PoolResult) => void = () => {};
@@ -140,6 +145,7 @@ class Pool {
       ...isolationFlags(this.#python),
       ...["-S", "-B", "-X", "utf8", "-W", "ignore", "-c", WORKER_SOURCE],
       ...[mode, levels.join(","), ddirFrom, ddirTo, this.#options.testHooks?.stallOn ?? ""],
+      this.#options.action ?? "compile",
     ];
     for (let i = 0; i < count; i++) {
       let group;
@@ -247,7 +253,10 @@ class Pool {
     const space = line.indexOf(" ");
     const index = worker.inflight[0];
     const status = line.slice(space + 1);
-    if (space < 0 || Number(line.slice(0, space)) !== index || !/^(ok|err |env )/.test(status)) {
+    if (
+      space < 0 || Number(line.slice(0, space)) !== index ||
+      !/^(ok$|reused$|err |env )/.test(status)
+    ) {
       this.#fail(this.#protocolError(worker, `unexpected reply ${JSON.stringify(line)}`));
       return;
     }
@@ -265,7 +274,8 @@ class Pool {
         return;
       }
       this.#failed.push({ path, error, environment: true });
-    } else if (status !== "ok") {
+    } else if (status === "reused") this.#reused++;
+    else if (status !== "ok") {
       this.#failed.push({ path: this.#sources[index].path, error: unescape(status.slice(4)) });
     }
     this.#done++;
@@ -294,13 +304,12 @@ class Pool {
         : index === undefined
         ? "while idle"
         : `while compiling ${this.#sources[index].path}`;
+      const hint = worker.hello
+        ? "the interpreter crashed on this file; exclude it with --exclude"
+        : "check that the interpreter runs: it must be CPython 3.7 or newer";
       return new CompileError(
         `Bytecode worker ${worker.pid} died ${doing}: ${how}${stderrOf(worker)}`,
-        {
-          hint: worker.hello
-            ? "the interpreter crashed on this file; exclude it with --exclude"
-            : "check that the interpreter runs: it must be CPython 3.7 or newer",
-        },
+        { hint },
       );
     });
     // Settle now so no other event wins; this worker is spared the kill so its
@@ -336,7 +345,7 @@ class Pool {
     // Every file is written; a worker failing at exit is still a broken interpreter.
     Promise.all(this.#workers.map((w) => w.finished)).then((statuses) => {
       const bad = statuses.findIndex((s) => !s.success);
-      if (bad < 0) return this.#resolve({ failed: this.#failed });
+      if (bad < 0) return this.#resolve({ failed: this.#failed, reused: this.#reused });
       const worker = this.#workers[bad];
       this.#reject(
         new CompileError(

@@ -40,6 +40,14 @@ export interface CompileOptions {
   timeoutMs?: number;
   /** Abort kills all workers and rejects with `signal.reason`. */
   signal?: AbortSignal;
+  /**
+   * `compile` (default) writes every requested level. `reuse` keeps the `.pyc` a tree
+   * already has when they are current for this interpreter, removes the stale, foreign
+   * and sourceless ones, and compiles only what is missing (installing an archive that
+   * ships bytecode). `verify` writes nothing: a source without a current `.pyc` (that
+   * compiles) is a failure (`pyprime pack` refusing an uncompiled installation).
+   */
+  action?: "compile" | "reuse" | "verify";
   /** Called with the number of files answered so far and the total. */
   onProgress?: (done: number, total: number) => void;
   /**
@@ -74,6 +82,10 @@ export interface CompileReport {
   files: number;
   /** Sources whose `.pyc` files were all written. */
   compiled: number;
+  /** Sources whose existing `.pyc` were all current and kept (action `reuse`/`verify`). */
+  reused: number;
+  /** `.pyc` files removed because they had no source (action `reuse`). */
+  removed?: number;
   /** Sources that failed; they do not make the run fail. */
   failed: CompileFailure[];
   /** Entries not compiled: matched by `exclude` (files or whole folders) or symlinked `.py` files. */

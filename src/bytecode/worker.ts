@@ -3,16 +3,26 @@
  * lives in a string constant so `deno compile` embeds it and no temp file is needed.
  *
  * Protocol (one worker = one long-lived interpreter):
- * - argv: `mode levels ddir_from ddir_to stall_on`, where `mode` is `timestamp`,
+ * - argv: `mode levels ddir_from ddir_to stall_on [action]`, where `mode` is `timestamp`,
  *   `checked-hash` or `unchecked-hash`, `levels` a comma list of optimize levels,
- *   `ddir_*` empty or absolute paths, `stall_on` empty or a basename (test hook).
+ *   `ddir_*` empty or absolute paths, `stall_on` empty or a basename (test hook), and
+ *   `action` `compile` (the default), `reuse` or `verify`:
+ *   - `reuse` (installing an archive that ships bytecode): each `.pyc` of the source, at
+ *     every level, is kept when current for this interpreter (magic number, flags, the
+ *     source's mtime and size or its hash, and a body that unmarshals to a code object)
+ *     and removed otherwise, as are the source's `.pyc` of other cache tags; only the
+ *     requested levels left without a `.pyc` are compiled. The reply is `reused` when
+ *     nothing was compiled.
+ *   - `verify` (`pyprime pack`): the same check, writing nothing; a requested level
+ *     without a current `.pyc` is an `err`, unless the source does not compile at all.
  * - The worker first writes `pyprime-compile-worker 1\n`.
  * - stdin: one request per line, `<id> <path>\n`, the path as UTF-8 bytes. It is
  *   decoded with the filesystem encoding and `surrogateescape`, like `os.fsdecode`.
- * - stdout: one reply per request, in order: `<id> ok\n`, `<id> err <message>\n` (the
- *   source does not compile: `SyntaxError`, `ValueError`, `UnicodeDecodeError`, …) or
- *   `<id> env <message>\n` (anything else, `OSError` above all: a full disk, a
- *   read-only folder; the run cannot be trusted), where the message has `\`, CR and LF escaped as `\\`, `\r`, `\n`. Replies are
+ * - stdout: one reply per request, in order: `<id> ok\n`, `<id> reused\n` (actions
+ *   `reuse` and `verify`), `<id> err <message>\n` (the source does not compile:
+ *   `SyntaxError`, `ValueError`, `UnicodeDecodeError`, …) or `<id> env <message>\n`
+ *   (anything else, `OSError` above all: a full disk, a read-only folder; the run
+ *   cannot be trusted), where the message has `\`, CR and LF escaped as `\\`, `\r`, `\n`. Replies are
  *   written in batches: when the worker starts the last request it holds (so the
  *   coordinator can send more meanwhile), before it waits for input, and at least
  *   every 50 ms. One wake-up of the coordinator per batch instead of per file.
@@ -66,6 +76,7 @@
  *
  * @module
  */
+import { REUSE_SOURCE } from "./worker_reuse.ts";
 
 /** The first line every worker writes; anything else means it is not our worker. */
 export const WORKER_HELLO = "pyprime-compile-worker 1";
@@ -79,7 +90,7 @@ export const WORKER_HELLO = "pyprime-compile-worker 1";
  * ```
  */
 export const WORKER_SOURCE = String.raw`
-import sys, time, _imp, gc
+import sys, time, _imp, gc, marshal
 import _frozen_importlib_external as _ext
 try:
     import posix as _os
@@ -246,10 +257,11 @@ class Worker:
                 pass
             raise
 
-    def compile(self, path):
+    def compile(self, path, levels=None, st=None, source=None):
         if self.stall_on and path.endswith(self.stall_on) and path[:-len(self.stall_on)][-1:] in ("/", "\\"):
             time.sleep(86400)
-        st, source = _read_source(path)
+        if source is None:
+            st, source = _read_source(path)
         dfile = self.dfile(path)
         mode = st.st_mode | 0o200
         source_hash = None
@@ -257,7 +269,7 @@ class Worker:
             source_hash = _imp.source_hash(_ext._RAW_MAGIC_NUMBER, source)
         first = True
         data = None
-        for level in self.levels:
+        for level in self.levels if levels is None else levels:
             # -O only drops asserts and folds __debug__: without either, the
             # level 1 .pyc is the level 0 one. The check is on bytes, so only for
             # ASCII sources in the default encoding.
@@ -287,6 +299,7 @@ class Worker:
 # deep for the compiler. Only these count as "did not compile".
 _SOURCE_ERRORS = (SyntaxError, ValueError, LookupError, RecursionError)
 
+${REUSE_SOURCE}
 
 def _escape(text):
     data = text.encode("utf-8", "backslashreplace")
@@ -294,7 +307,8 @@ def _escape(text):
 
 
 def main(argv):
-    mode, levels, ddir_from, ddir_to, stall_on = argv
+    mode, levels, ddir_from, ddir_to, stall_on = argv[:5]
+    action = argv[5] if len(argv) > 5 else "compile"
     worker = Worker(mode, [int(x) for x in levels.split(",")], ddir_from, ddir_to, stall_on)
     _warm_up(worker.levels)
     # compile() leaves no reference cycles (the AST lives in a C arena; collecting
@@ -340,8 +354,13 @@ def main(argv):
             flushed = clock()
         ident, _, raw = pending.pop().partition(b" ")
         try:
-            worker.compile(raw.decode(_FS_ENCODING, _FS_ERRORS))
-            out.append(ident + b" ok\n")
+            path = raw.decode(_FS_ENCODING, _FS_ERRORS)
+            if action == "compile":
+                worker.compile(path)
+                out.append(ident + b" ok\n")
+            else:
+                status = _check(worker, path, action == "verify")
+                out.append(ident + b" " + status.encode() + b"\n")
         except _SOURCE_ERRORS as error:
             text = "%s: %s" % (type(error).__name__, error)
             out.append(ident + b" err " + _escape(text) + b"\n")

@@ -4,9 +4,10 @@
  *
  * @module
  */
-import { join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { findInterpreterFor } from "../bytecode/find_python.ts";
 import { compileTree } from "../bytecode/pool.ts";
+import { writeBytecodeRecord } from "../bytecode/record.ts";
 import type { InvalidationMode } from "../bytecode/settings.ts";
 import { abortOnSignals } from "../signals.ts";
 import { printable, PyprimeError } from "../errors.ts";
@@ -90,6 +91,14 @@ export async function runCompile(
       onProgress: (done, total) => bar.update(done, total),
     });
     bar.stop();
+    const installation = options.python === undefined ? recordFolder(roots, python) : undefined;
+    if (installation !== undefined) {
+      await writeBytecodeRecord(installation, {
+        optimize: [...new Set(options.optimize ?? [0])],
+        invalidationMode: options.invalidationMode ?? defaultInvalidationMode(),
+        exclude: options.exclude ?? [],
+      });
+    }
     summarizeCompile(report, out, true);
     out.jsonData(report);
     const broken = report.failed.filter((f) => f.environment);
@@ -108,6 +117,22 @@ export async function runCompile(
     bar.stop();
     stopListening();
   }
+}
+
+/**
+ * The installation whose bytecode record this run rewrites: the one owning the
+ * interpreter, when a root is the installation itself or its standard library.
+ */
+function recordFolder(roots: string[], python: string): string | undefined {
+  const installation = dirname(dirname(python));
+  const stdlib = new RegExp(`^${escapeRegExp(installation)}/lib/python3\\.\\d+t?/?$`);
+  return roots.some((r) => r.replace(/\/+$/, "") === installation || stdlib.test(r))
+    ? installation
+    : undefined;
+}
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 }
 
 /** Resolves a bare command name (`python3.12`) on PATH, like a shell would. */

@@ -5,6 +5,7 @@
  * @module
  */
 import { compileTree } from "../bytecode/pool.ts";
+import { removeBytecodeOf, writeBytecodeRecord } from "../bytecode/record.ts";
 import type { BytecodeSettings, CompileReport } from "../bytecode/settings.ts";
 import { PyprimeError } from "../errors.ts";
 import type { Staged } from "../install/install.ts";
@@ -55,6 +56,9 @@ export async function compileStaged(
 ): Promise<CompileReport> {
   const bar = out.bar("Compiling bytecode", 0, "files");
   try {
+    // The rewrite changed these sources after the pack was made; a same-length prefix
+    // keeps their size and mtime, so a timestamp .pyc would look current: drop them.
+    if (staged.pycEntries > 0) await removeBytecodeOf(staged.staging, staged.rewritten);
     const report = await compileTree({
       python: `${staged.staging}/bin/python3`,
       confineTo: staged.staging,
@@ -70,8 +74,15 @@ export async function compileStaged(
       stopOnEnvironmentError: true,
       signal,
       onProgress: (done, total) => bar.update(done, total),
+      // A pack ships its bytecode: keep what is current, compile the rest.
+      action: staged.pycEntries > 0 ? "reuse" : "compile",
     });
     bar.stop();
+    await writeBytecodeRecord(staged.staging, {
+      optimize: settings.optimize,
+      invalidationMode: settings.invalidationMode,
+      exclude: settings.exclude.map((re) => re.source),
+    });
     // What the user will look at is the final path, not the staging folder that is
     // renamed into it a moment later.
     const final = {

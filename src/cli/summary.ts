@@ -30,7 +30,10 @@ export function summarizeCompile(
   const failed = report.failed.length
     ? `, ${report.failed.length.toLocaleString("en-US")} failed`
     : "";
-  out.info(
-    `Bytecode compiled ${plural(report.compiled, "file")} in ${seconds(report.seconds)}${failed}`,
-  );
+  // An archive that shipped bytecode (a pack): say how much of it was kept.
+  const compiled = `compiled ${plural(report.compiled, "file")}`;
+  const what = report.removed === undefined
+    ? compiled
+    : `reused ${report.reused.toLocaleString("en-US")}, ${compiled}`;
+  out.info(`Bytecode ${what} in ${seconds(report.seconds)}${failed}`);
 }

@@ -64,10 +64,14 @@ export interface Extracted {
   source: ArchiveSource;
   /** Set for an archive of another platform: the catalog entry it was named from. */
   foreign?: Download;
+  /** `.pyc` entries the archive had (a `pyprime pack`): they are checked, not recompiled. */
+  pycEntries: number;
 }
 
 /** An extracted archive whose interpreter has described itself, not yet visible. */
 export interface Staged extends Extracted {
+  /** Files the build-prefix rewrite changed (relative); their shipped `.pyc` are stale. */
+  rewritten: string[];
   /** Where it will live: `<install-dir>/<key>`. */
   target: string;
   /** The interpreter's own description (its folders checked to lie in the staging folder). */
@@ -220,8 +224,8 @@ export async function inspectStaged(extracted: Extracted, options: StageOptions)
     );
     const target = join(options.installDir, info.key);
     const alreadyInstalled = !options.reinstall && await exists(target);
-    if (!alreadyInstalled) await rewriteSysconfig(staging, target);
-    return { ...extracted, target, info, alreadyInstalled };
+    const rewritten = alreadyInstalled ? [] : await rewriteSysconfig(staging, target);
+    return { ...extracted, target, info, alreadyInstalled, rewritten };
   });
 }
 
@@ -255,10 +259,14 @@ async function extractInto(
   let raw = source.stream.pipeThrough(tap.stream, { signal: options.signal });
   if (counted) raw = raw.pipeThrough(counted);
   const { format, stream } = await decompress(raw, source.label);
+  let pycEntries = 0;
   const extract = await extractTar(stream, {
     dest: staging,
     label: source.label,
-    mapName: (name) => pbsEntryPath(name, source.label),
+    mapName: (name) => {
+      if (name.endsWith(".pyc")) pycEntries++;
+      return pbsEntryPath(name, source.label);
+    },
     limits: options.limits,
     signal: options.signal,
   });
@@ -273,6 +281,7 @@ async function extractInto(
     extractSeconds: (performance.now() - started) / 1000,
     source,
     foreign: options.foreign,
+    pycEntries,
   };
 }
 

@@ -9,6 +9,7 @@ const COMMANDS = [
   "install",
   "upgrade",
   "compile",
+  "pack",
   "list",
   "find",
   "uninstall",

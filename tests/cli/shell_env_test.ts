@@ -15,6 +15,7 @@ const COMMANDS = [
   "install",
   "upgrade",
   "compile",
+  "pack",
   "list",
   "find",
   "uninstall",

@@ -3,12 +3,12 @@
  * scripts against a fixture, with `pyprime` being the CLI under `deno run` with the
  * binary's permission set, so examples/docker cannot rot unnoticed.
  */
-import { assert, assertEquals } from "../support/assert.ts";
+import { assert, assertEquals, assertMatch } from "../support/assert.ts";
 import { basename, join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { permissionFlags } from "../../scripts/permissions.ts";
 import { PBS_PREFIX } from "../../src/resolve/catalog.ts";
-import { cliEnv, ROOT } from "../support/cli.ts";
+import { cliEnv, ROOT, runCli } from "../support/cli.ts";
 import { fixtures } from "../support/fixtures.ts";
 import { startNginx } from "../support/nginx.ts";
 
@@ -57,13 +57,19 @@ async function prepare(tmp: string) {
   await Deno.chmod(stand, 0o755);
 }
 
-async function runRecipe(file: string, tmp: string, mirror: string): Promise<Deno.CommandOutput> {
+async function runRecipe(
+  file: string,
+  tmp: string,
+  mirror: string,
+  extraEnv: Record<string, string> = {},
+): Promise<Deno.CommandOutput> {
   const runs = builderRuns(await Deno.readTextFile(join(ROOT, "examples", "docker", file)));
   const script = runs.join("\n")
     .replaceAll("/opt/python", join(tmp, "opt", "python"))
     .replaceAll("/var/cache/pyprime", join(tmp, "cache"))
     .replaceAll("/usr/local/bin/pyprime", join(tmp, "bin", "pyprime"))
     .replaceAll("/tmp/pyprime/", join(tmp, "dist") + "/")
+    .replaceAll("/tmp/packs", join(tmp, "packs"))
     .replace("import json, ssl, sqlite3", `import ${fx.modules.join(", ")}`);
   return await new Deno.Command("sh", {
     args: ["-c", script],
@@ -74,6 +80,7 @@ async function runRecipe(file: string, tmp: string, mirror: string): Promise<Den
       PYTHON_VERSION: fx.tag,
       PYPRIME_CATALOG: join(tmp, "catalog.json"),
       PYPRIME_PYTHON_INSTALL_MIRROR: mirror,
+      ...extraEnv,
     }),
     stdout: "piped",
     stderr: "piped",
@@ -119,5 +126,46 @@ Deno.test("the non-root Dockerfile leaves the install world-readable and not gro
   await walk(join(tmp, "opt", "python"));
   assertEquals(bad, []);
   assert((await Deno.lstat(join(tmp, "opt", "python", "bin", "python3"))).isSymlink);
+  await Deno.remove(tmp, { recursive: true });
+});
+
+Deno.test("the pack Dockerfile's builder stage installs a pack by its SHA256SUMS line, compiling nothing", async () => {
+  const tmp = await Deno.makeTempDir({ prefix: "pyprime-docker-" });
+  await prepare(tmp);
+  // CI's part: install once, pack into the folder the image build gets as a context.
+  const ci = join(tmp, "ci");
+  const packs = join(tmp, "packs");
+  await Deno.mkdir(packs);
+  for (
+    const args of [["install", fx.gz, "--install-dir", ci, "--no-bin"], [
+      "pack",
+      fx.tag,
+      "--install-dir",
+      ci,
+      "-o",
+      packs,
+    ]]
+  ) {
+    const r = await runCli(args, { env: { HOME: tmp } });
+    assertEquals(r.code, 0, r.stderr);
+  }
+  const pack = (await Array.fromAsync(Deno.readDir(packs))).map((e) => e.name)
+    .find((n) => n.endsWith("-install_only.tar.zst"))!;
+  // No mirror: the recipe must not need the network or the catalog.
+  const out = await runRecipe("Dockerfile.pack", tmp, "file:///nonexistent", { PACK: pack });
+  const stderr = new TextDecoder().decode(out.stderr);
+  assertEquals(out.code, 0, stderr);
+  assertMatch(stderr, /^Bytecode reused [\d,]+, compiled 1 files/m);
+  const run = await new Deno.Command(join(tmp, "opt", "python", "bin", "python3"), {
+    args: ["-I", "-B", "-c", "import json, sys; print(json.__cached__.startswith(sys.prefix))"],
+    clearEnv: true,
+    stdout: "piped",
+  }).output();
+  assertEquals(new TextDecoder().decode(run.stdout).trim(), "True");
+  // A pack whose bytes do not match its line is refused.
+  await Deno.writeTextFile(join(packs, "SHA256SUMS"), `${"0".repeat(64)}  ${pack}\n`);
+  await Deno.remove(join(tmp, "opt"), { recursive: true });
+  const bad = await runRecipe("Dockerfile.pack", tmp, "file:///nonexistent", { PACK: pack });
+  assertEquals(bad.code, 1);
   await Deno.remove(tmp, { recursive: true });
 });
