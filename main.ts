@@ -263,7 +263,8 @@ function buildProgram(run: (code: Promise<number> | number) => void): Command {
     program.command("compile")
       .description("bytecode-compile existing trees (an installation, a venv's site-packages)")
       .argument("<paths...>", "folders or .py files")
-      .option("--python <interpreter>", "interpreter to compile with (default: the tree's own)"),
+      .option("--python <interpreter>", "interpreter to compile with (default: the tree's own)")
+      .option("-f, --force", "rewrite every .pyc, also those that are current"),
   ).action((paths: string[], flags, cmd: Command) => {
     const out = outputFor(cmd.optsWithGlobals());
     const settings = bytecodeSettings(flags);
@@ -276,6 +277,7 @@ function buildProgram(run: (code: Promise<number> | number) => void): Command {
           invalidationMode: settings.invalidationMode,
           exclude: flags.exclude,
           timeoutSeconds: settings.timeoutSeconds,
+          force: flags.force,
         }, out)
       ),
     );

@@ -47,7 +47,7 @@ export interface CompileOptions {
    * ships bytecode). `verify` writes nothing: a source without a current `.pyc` (that
    * compiles) is a failure (`pyprime pack` refusing an uncompiled installation).
    */
-  action?: "compile" | "reuse" | "verify";
+  action?: "compile" | "reuse" | "verify" | "update";
   /** Called with the number of files answered so far and the total. */
   onProgress?: (done: number, total: number) => void;
   /**

@@ -6,7 +6,8 @@
  * - argv: `mode levels ddir_from ddir_to stall_on [action]`, where `mode` is `timestamp`,
  *   `checked-hash` or `unchecked-hash`, `levels` a comma list of optimize levels,
  *   `ddir_*` empty or absolute paths, `stall_on` empty or a basename (test hook), and
- *   `action` `compile` (the default), `reuse` or `verify`:
+ *   `action` `compile` (the default), `reuse`, `update` (`pyprime compile`: compile what
+ *   is missing or stale, remove nothing) or `verify`:
  *   - `reuse` (installing an archive that ships bytecode): each `.pyc` of the source, at
  *     every level, is kept when current for this interpreter (magic number, flags, the
  *     source's mtime and size or its hash, and a body that unmarshals to a code object)
@@ -359,7 +360,7 @@ def main(argv):
                 worker.compile(path)
                 out.append(ident + b" ok\n")
             else:
-                status = _check(worker, path, action == "verify")
+                status = _check(worker, path, action == "verify", action == "update")
                 out.append(ident + b" " + status.encode() + b"\n")
         except _SOURCE_ERRORS as error:
             text = "%s: %s" % (type(error).__name__, error)

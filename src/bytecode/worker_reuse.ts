@@ -53,20 +53,22 @@ def _pyc_state(cfile, st, source, hashes):
     except Exception:
         return False
 
-def _check(worker, path, verify):
+def _check(worker, path, verify, update=False):
     """Keeps the current .pyc of a source (any level), removes stale or foreign ones
-    and compiles the missing levels; with verify, writes nothing and fails instead."""
+    and compiles the missing levels; with verify, writes nothing and fails instead;
+    with update (pyprime compile), compiles what is missing or stale and removes
+    nothing, as compileall without -f."""
     st, source = _read_source(path)
     hashes = []
     missing = []
     for level in (0, 1, 2):
         cfile = _ext.cache_from_source(path, optimization="" if level == 0 else level)
         state = _pyc_state(cfile, st, source, hashes)
-        if state is False and not verify:
+        if state is False and not verify and not update:
             _os.unlink(cfile)
         if not state and level in worker.levels:
             missing.append(level)
-    if not verify:
+    if not verify and not update:
         _remove_foreign(path)
     if not missing:
         return "reused"

@@ -29,6 +29,8 @@ export interface RunCompileOptions {
   exclude?: string[];
   /** Per-file limit; defaults to 60. */
   timeoutSeconds?: number;
+  /** `--force`: rewrite every `.pyc`, also the current ones. */
+  force?: boolean;
   /** Stops the run; SIGINT/SIGTERM are wired to it when absent. */
   signal?: AbortSignal;
 }
@@ -89,6 +91,9 @@ export async function runCompile(
       timeoutMs: options.timeoutSeconds === undefined ? undefined : options.timeoutSeconds * 1000,
       signal,
       onProgress: (done, total) => bar.update(done, total),
+      // As compileall without -f: a .pyc that is current for this interpreter (header,
+      // source mtime and size, or hash) is left as it is; nothing else is removed.
+      action: options.force ? "compile" : "update",
     });
     bar.stop();
     const installation = options.python === undefined ? recordFolder(roots, python) : undefined;

@@ -7,6 +7,7 @@
  */
 import { basename, dirname, join, resolve } from "node:path";
 import { BYTECODE_RECORD } from "../bytecode/record.ts";
+import { ORIGIN_FILE } from "../install/origin.ts";
 import { PyprimeError } from "../errors.ts";
 import { isDir } from "../fs.ts";
 import { probeInterpreter } from "../install/interpreter.ts";
@@ -173,7 +174,9 @@ export async function runPack(
         output,
         format,
         level,
-        skipAtRoot: new Set([BYTECODE_RECORD]),
+        // pyprime's own records of this installation: the install of the pack writes its own
+        // (and BUILD's mtime, the install time, would make two packs differ).
+        skipAtRoot: new Set([BYTECODE_RECORD, ORIGIN_FILE]),
         signal,
         onEntry: (n) => bar.update(n),
       });

@@ -32,7 +32,7 @@ export function summarizeCompile(
     : "";
   // An archive that shipped bytecode (a pack): say how much of it was kept.
   const compiled = `compiled ${plural(report.compiled, "file")}`;
-  const what = report.removed === undefined
+  const what = report.removed === undefined && !report.reused
     ? compiled
     : `reused ${report.reused.toLocaleString("en-US")}, ${compiled}`;
   out.info(`Bytecode ${what} in ${seconds(report.seconds)}${failed}`);

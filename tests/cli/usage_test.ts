@@ -256,3 +256,42 @@ Deno.test("stdout on a full disk is one clear error, not an unexpected failure",
 async function mainCommand(): Promise<string[]> {
   return [Deno.execPath(), ...(await mainArgs())].map((a) => `'${a.replaceAll("'", `'\\''`)}'`);
 }
+
+Deno.test("compile again leaves current .pyc alone, rewrites a changed source's, and --force rewrites all", async () => {
+  await withHome(async (home) => {
+    const tree = join(home, "tree");
+    await Deno.mkdir(tree);
+    for (const name of ["a", "b", "c"]) {
+      await Deno.writeTextFile(join(tree, `${name}.py`), `X = ${JSON.stringify(name)}\n`);
+    }
+    const python = (await fixtures()).pythonSource;
+    const args = ["compile", tree, "--python", python];
+    assertEquals((await runCli(args, { env: { HOME: home } })).code, 0);
+    const pycs = async () => {
+      const out: Record<string, number> = {};
+      for await (const e of Deno.readDir(join(tree, "__pycache__"))) {
+        out[e.name.split(".")[0]] = (await Deno.stat(join(tree, "__pycache__", e.name))).mtime!
+          .getTime();
+      }
+      return out;
+    };
+    const first = await pycs();
+    await new Promise((r) => setTimeout(r, 50));
+    const again = await runCli(args, { env: { HOME: home } });
+    assertEquals(again.code, 0, again.stderr);
+    assertMatch(again.stderr, /^Bytecode reused 3, compiled 0 files in /m);
+    assertEquals(await pycs(), first);
+
+    await Deno.writeTextFile(join(tree, "b.py"), "X = 'changed, and longer'\n");
+    const changed = await runCli(args, { env: { HOME: home } });
+    assertMatch(changed.stderr, /^Bytecode reused 2, compiled 1 file in /m);
+    const after = await pycs();
+    assertEquals([after.a, after.c], [first.a, first.c]);
+    assert(after.b !== first.b, "b's .pyc was not rewritten");
+
+    const forced = await runCli([...args, "--force"], { env: { HOME: home } });
+    assertMatch(forced.stderr, /^Bytecode compiled 3 files in /m);
+    const all = await pycs();
+    assert(all.a !== after.a && all.c !== after.c, "--force left a .pyc as it was");
+  });
+});

@@ -68,7 +68,7 @@ Deno.test("installing a pack elsewhere reuses its bytecode and compiles only the
   const text = await runCli(["install", pack, "--install-dir", join(home, "third"), "--no-bin"], {
     env,
   });
-  assertMatch(text.stderr, /^Bytecode reused [\d,]+, compiled 1 files in \d+\.\d\ds$/m);
+  assertMatch(text.stderr, /^Bytecode reused [\d,]+, compiled 1 file in \d+\.\d\ds$/m);
 
   // The shipped .pyc were kept as they came (the pack's clamped mtimes), not rewritten.
   const root = join(dir, KEY);
