@@ -155,7 +155,7 @@ Deno.test("the pack Dockerfile's builder stage installs a pack by its SHA256SUMS
   const out = await runRecipe("Dockerfile.pack", tmp, "file:///nonexistent", { PACK: pack });
   const stderr = new TextDecoder().decode(out.stderr);
   assertEquals(out.code, 0, stderr);
-  assertMatch(stderr, /^Bytecode reused [\d,]+, compiled 1 files/m);
+  assertMatch(stderr, /^Bytecode reused [\d,]+, compiled 1 file/m);
   const run = await new Deno.Command(join(tmp, "opt", "python", "bin", "python3"), {
     args: ["-I", "-B", "-c", "import json, sys; print(json.__cached__.startswith(sys.prefix))"],
     clearEnv: true,

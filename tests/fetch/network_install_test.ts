@@ -955,7 +955,8 @@ Deno.test("list, find and uninstall over installed and catalog Pythons, in text 
   const one = await pyprime(w, ["--json", "uninstall", fx.tag, ...d]);
   assertEquals(one.code, 0, one.stderr);
   assertEquals(JSON.parse(one.stdout).removed, [KEY]);
-  assertEquals(await names(w.dir), [".lock", ".staging", older, minorDirName(older)!].sort());
+  // Made by hand without an interpreter: no minor-version link for it.
+  assertEquals(await names(w.dir), [".lock", ".staging", older]);
   const rest = await pyprime(w, ["uninstall", "--all", ...d]);
   assertEquals(rest.code, 0, rest.stderr);
   assertMatch(rest.stderr, re(`Uninstalled ${older}`));

@@ -94,7 +94,8 @@ Deno.test("install FILE uses the SHA256SUMS beside it, and refuses bytes it does
   const bad = await install(p, [p.archive, "--reinstall"]);
   assertEquals(bad.code, 1, bad.stderr);
   assertMatch(bad.stderr, new RegExp(`^error: Checksum mismatch .*expected sha256 ${wrong}`, "m"));
-  assertEquals(bad.stdout, "");
+  // --json: the failure is the document.
+  assertMatch(JSON.parse(bad.stdout).error.message, /^Checksum mismatch /);
 
   // --sha256 wins over SHA256SUMS.
   const forced = await install(p, [p.archive, "--reinstall", "--sha256", SHA]);
@@ -136,7 +137,7 @@ Deno.test("install --require-hashes and PYPRIME_REQUIRE_HASHES=1 refuse an unver
     assertEquals(errors.length, 1, r.stderr);
     assertMatch(errors[0], /^error: Refusing to install .*: not verified .* hashes are required/);
     assertMatch(r.stderr, /^hint: pass --sha256 HEX/m);
-    assertEquals(r.stdout, "");
+    assertEquals(JSON.parse(r.stdout).error.exit_code, 1);
     await assertNothingExtracted(p);
   }
   const stdin = await install(p, ["-", "--require-hashes", "--sha256", SHA], {}, p.archive);
