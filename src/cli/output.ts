@@ -121,6 +121,7 @@ export class Output {
   /** Set by {@link Output.ready} when bars are drawn. */
   #kit: BarKit | undefined;
   readonly #noStdout: boolean;
+  #barActive = false;
 
   /** Creates the printer; defaults follow the terminal and `NO_COLOR`. */
   constructor(options: OutputOptions = {}) {
@@ -198,27 +199,33 @@ export class Output {
    */
   bar(label: string, total = 0, unit: "bytes" | "files" = "files"): Progress {
     const kit = this.#kit;
-    if (!this.progress || kit === undefined) return { update() {}, stop() {} };
+    // One line, one bar: a second bar while one is drawn (several installs in parallel)
+    // would overwrite it on the same line, so only the first one draws.
+    if (!this.progress || kit === undefined || this.#barActive) return { update() {}, stop() {} };
+    this.#barActive = true;
+    const release = () => this.#barActive = false;
     const mb = (n: number) => (n / 1048576).toFixed(1);
-    const columns = terminalColumns();
-    const shown = label.length > columns / 2
-      ? label.slice(0, Math.floor(columns / 2) - 1) + "…"
-      : label;
-    // Room for the label and the numbers after the bar: "[" "] 100% 1234.5/1234.5 MiB".
-    const tail = unit === "bytes" ? 28 : 16;
-    const barsize = Math.max(5, Math.min(40, columns - shown.length - tail));
+    // One column spare: a line as wide as the terminal wraps on some of them.
+    const columns = terminalColumns() - 1;
+    // What follows the label: " 100% 1234.5/1234.5 MiB" or " 12345/12345".
+    const numbers = unit === "bytes" ? 25 : 12;
+    const room = Math.max(8, Math.min(label.length, columns - numbers - 1));
+    const shown = label.length > room ? label.slice(0, room - 1) + "…" : label;
+    // The bar only where at least 5 cells fit next to the label and the numbers.
+    const barsize = Math.min(40, columns - shown.length - numbers - 3);
+    const cells = barsize >= 5 ? " [{bar}]" : "";
     const make = (known: boolean) => {
       const format = !known
         ? unit === "bytes" ? `${shown} {value_mb} MiB` : `${shown} {value}`
         : unit === "bytes"
-        ? `${shown} [{bar}] {percentage}% {value_mb}/{total_mb} MiB`
-        : `${shown} [{bar}] {value}/{total}`;
+        ? `${shown}${cells} {percentage}% {value_mb}/{total_mb} MiB`
+        : `${shown}${cells} {value}/{total}`;
       return new kit.cliProgress.SingleBar({
         format,
         stream: kit.stderr,
         hideCursor: true,
         clearOnComplete: true,
-        barsize,
+        barsize: Math.max(barsize, 1),
         linewrap: false,
       }, kit.cliProgress.Presets.shades_classic);
     };
@@ -241,6 +248,7 @@ export class Output {
       },
       stop() {
         bar.stop();
+        release();
       },
     };
   }
