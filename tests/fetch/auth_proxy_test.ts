@@ -193,7 +193,10 @@ Deno.test("install goes through HTTP_PROXY / HTTPS_PROXY (tinyproxy's log shows 
       });
       assertEquals(tls.code, 0, tls.stderr);
       assertEquals(JSON.parse(tls.stdout)[0].sha256, SHA);
-      const connects = (await proxy.requests()).slice(2);
+      // Deno itself may fetch npm metadata through the proxy when run from source.
+      const connects = (await proxy.requests()).slice(2).filter((l) =>
+        !l.startsWith("CONNECT registry.npmjs.org:")
+      );
       assert(connects.length >= 1, "nothing went through the proxy");
       assert(connects.every((l) => l === `CONNECT 127.0.0.1:${port} HTTP/1.1`), connects.join());
     }, { tls: { cert: ca.cert, key: ca.key } });

@@ -120,6 +120,24 @@ export async function runCli(args: string[], options: CliOptions = {}): Promise<
   return decodeOutput(await child.output());
 }
 
+/**
+ * Deno's own note that it fetched npm metadata while running pyprime from source
+ * (`Download https://registry.npmjs.org/commander`). It comes from `deno run`, not from
+ * pyprime: a compiled binary embeds its npm packages and never prints it. Deno 2.9 may
+ * fetch a package's metadata again on any run when its cache lacks it (a fresh
+ * DENO_DIR), so exactly these lines are dropped from what a test sees; nothing else is.
+ */
+const SGR = "(?:\u001b\\[[0-9;]*m)*";
+const DENO_DOWNLOAD = new RegExp(
+  `^${SGR}Download${SGR} https://registry\\.npmjs\\.org/\\S+\\n`,
+  "gm",
+);
+
+/** `text` without Deno's npm download lines (see {@link DENO_DOWNLOAD}). */
+export function withoutDenoDownloads(text: string): string {
+  return text.replace(DENO_DOWNLOAD, "");
+}
+
 /** A finished process's exit code, signal and decoded output. */
 export function decodeOutput(output: Deno.CommandOutput): CliResult {
   const decoder = new TextDecoder();
@@ -127,6 +145,6 @@ export function decodeOutput(output: Deno.CommandOutput): CliResult {
     code: output.code,
     signal: output.signal,
     stdout: decoder.decode(output.stdout),
-    stderr: decoder.decode(output.stderr),
+    stderr: withoutDenoDownloads(decoder.decode(output.stderr)),
   };
 }
