@@ -1,22 +1,10 @@
 import { assert, assertEquals, assertMatch } from "../support/assert.ts";
 import { join } from "node:path";
-import { cliEnv, mainArgs, ROOT, runCli } from "../support/cli.ts";
+import { cliEnv, COMMANDS as ALL_COMMANDS, mainArgs, ROOT, runCli } from "../support/cli.ts";
 import { sourcePython } from "../support/fixtures.ts";
 
 const SNAPSHOT = join(ROOT, "tests", "cli", "snapshots", "help.txt");
-const COMMANDS = [
-  "",
-  "install",
-  "upgrade",
-  "compile",
-  "pack",
-  "list",
-  "find",
-  "uninstall",
-  "dir",
-  "pin",
-  "self-check",
-];
+const COMMANDS = ["", ...ALL_COMMANDS];
 
 async function helpText(): Promise<string> {
   const parts: string[] = [];

@@ -11,6 +11,7 @@ import { assertEquals, assertMatch } from "../support/assert.ts";
 import { runCli } from "../support/cli.ts";
 import { fixtures } from "../support/fixtures.ts";
 import { parseVersionFile } from "../../src/resolve/project.ts";
+import { uvEntry } from "../support/catalog.ts";
 
 const fx = await fixtures();
 const [MAJOR, MINOR] = fx.version.split(".").map(Number);
@@ -30,26 +31,8 @@ async function project(): Promise<Project> {
   const mirror = join(home, "mirror");
   await Deno.mkdir(join(mirror, BUILD), { recursive: true });
   await Deno.copyFile(fx.zst, join(mirror, BUILD, basename(fx.zst)));
-  const entry = (version: string, sha256: string) => {
-    const [major, minor, patch] = version.split(".").map(Number);
-    const name = basename(fx.zst).replace(fx.version, version);
-    return {
-      name: "cpython",
-      arch: { family: "x86_64", variant: null },
-      os: "linux",
-      libc: "gnu",
-      major,
-      minor,
-      patch,
-      prerelease: "",
-      url: `https://github.com/astral-sh/python-build-standalone/releases/download/${BUILD}/${
-        encodeURIComponent(name)
-      }`,
-      sha256,
-      variant: null,
-      build: BUILD,
-    };
-  };
+  const entry = (version: string, sha256: string) =>
+    uvEntry({ version, build: BUILD, file: basename(fx.zst).replace(fx.version, version), sha256 });
   const older = `${MAJOR}.${MINOR - 1}.3`;
   const catalog = join(home, "catalog.json");
   await Deno.writeTextFile(

@@ -8,22 +8,16 @@
  */
 import { join } from "node:path";
 import { assert, assertEquals, assertMatch } from "../support/assert.ts";
-import { cliEnv, mainArgs, runCli, SHELL_MATRIX } from "../support/cli.ts";
+import {
+  cliEnv,
+  COMMANDS as ALL_COMMANDS,
+  mainArgs,
+  runCli,
+  SHELL_MATRIX,
+} from "../support/cli.ts";
 import { fixtures } from "../support/fixtures.ts";
 
-const COMMANDS = [
-  "install",
-  "upgrade",
-  "compile",
-  "pack",
-  "list",
-  "find",
-  "uninstall",
-  "dir",
-  "pin",
-  "self-check",
-  "doctor",
-];
+const COMMANDS = [...ALL_COMMANDS, "doctor"];
 const ESC = "\x1b[";
 
 function label(env: Record<string, string>): string {

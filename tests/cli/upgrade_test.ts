@@ -9,9 +9,9 @@
 import { basename, join } from "node:path";
 import { assert, assertEquals, assertMatch } from "../support/assert.ts";
 import { runCli } from "../support/cli.ts";
+import { uvEntry } from "../support/catalog.ts";
 import { debianFixtures, fixtures, type FixtureSet } from "../support/fixtures.ts";
 
-const PREFIX = "https://github.com/astral-sh/python-build-standalone/releases/download/";
 const PLATFORM = "linux-x86_64-gnu";
 
 interface Offer {
@@ -27,21 +27,12 @@ async function market(home: string, offers: Offer[]): Promise<string[]> {
     const name = basename(set.zst).replace(/\+\d{8}-/, `+${build}-`);
     await Deno.mkdir(join(mirror, build), { recursive: true });
     await Deno.copyFile(set.zst, join(mirror, build, name));
-    const [major, minor, patch] = set.version.split(".").map(Number);
-    entries[`cpython-${set.version}-${PLATFORM}-${build}`] = {
-      name: "cpython",
-      arch: { family: "x86_64", variant: null },
-      os: "linux",
-      libc: "gnu",
-      major,
-      minor,
-      patch,
-      prerelease: "",
-      url: `${PREFIX}${build}/${encodeURIComponent(name)}`,
-      sha256: set.sha256[set.zst],
-      variant: null,
+    entries[`cpython-${set.version}-${PLATFORM}-${build}`] = uvEntry({
+      version: set.version,
       build,
-    };
+      file: name,
+      sha256: set.sha256[set.zst],
+    });
   }
   const catalog = join(home, "catalog.json");
   await Deno.writeTextFile(catalog, JSON.stringify(entries));

@@ -4,10 +4,10 @@
  * binary's permission set, so examples/docker cannot rot unnoticed.
  */
 import { assert, assertEquals, assertMatch } from "../support/assert.ts";
+import { uvEntry } from "../support/catalog.ts";
 import { basename, join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { permissionFlags } from "../../scripts/permissions.ts";
-import { PBS_PREFIX } from "../../src/resolve/catalog.ts";
 import { cliEnv, ROOT, runCli } from "../support/cli.ts";
 import { fixtures } from "../support/fixtures.ts";
 import { startNginx } from "../support/nginx.ts";
@@ -30,22 +30,13 @@ async function prepare(tmp: string) {
   const name = basename(fx.gz);
   await Deno.mkdir(join(tmp, "mirror", "20991231"), { recursive: true });
   await Deno.copyFile(fx.gz, join(tmp, "mirror", "20991231", name));
-  const [major, minor, patch] = fx.version.split(".").map(Number);
   const catalog = {
-    [`cpython-${fx.version}-linux-x86_64-gnu`]: {
-      name: "cpython",
-      arch: { family: "x86_64", variant: null },
-      os: "linux",
-      libc: "gnu",
-      major,
-      minor,
-      patch,
-      prerelease: "",
-      url: `${PBS_PREFIX}20991231/${encodeURIComponent(name)}`,
-      sha256: fx.sha256[fx.gz],
-      variant: null,
+    [`cpython-${fx.version}-linux-x86_64-gnu`]: uvEntry({
+      version: fx.version,
       build: "20991231",
-    },
+      file: name,
+      sha256: fx.sha256[fx.gz],
+    }),
   };
   await Deno.writeTextFile(join(tmp, "catalog.json"), JSON.stringify(catalog));
   // The "release binary": a stand-in that runs the CLI from source.

@@ -7,6 +7,7 @@ import { basename, join } from "node:path";
 import { PBS_PREFIX } from "../../src/resolve/catalog.ts";
 import { ASTRAL_PREFIX, downloadUrls } from "../../src/resolve/match.ts";
 import { assertEquals, assertMatch } from "../support/assert.ts";
+import { uvEntry } from "../support/catalog.ts";
 import { runCli } from "../support/cli.ts";
 import { type FaultScript, type FaultServer, startFaultServer } from "../support/fault_server.ts";
 import { fixtures } from "../support/fixtures.ts";
@@ -36,25 +37,11 @@ async function setup(sha256 = fx.sha256[fx.zst]) {
   const mirror = join(home, "mirror");
   await Deno.mkdir(join(mirror, BUILD), { recursive: true });
   await Deno.copyFile(fx.zst, join(mirror, BUILD, ARCHIVE));
-  const [major, minor, patch] = fx.version.split(".").map(Number);
   const catalog = join(home, "catalog.json");
   await Deno.writeTextFile(
     catalog,
     JSON.stringify({
-      [KEY]: {
-        name: "cpython",
-        arch: { family: "x86_64", variant: null },
-        os: "linux",
-        libc: "gnu",
-        major,
-        minor,
-        patch,
-        prerelease: "",
-        url: `${PBS_PREFIX}${BUILD}/${encodeURIComponent(ARCHIVE)}`,
-        sha256,
-        variant: null,
-        build: BUILD,
-      },
+      [KEY]: uvEntry({ version: fx.version, build: BUILD, file: ARCHIVE, sha256 }),
     }),
   );
   const install = (mirrors: string[]) =>

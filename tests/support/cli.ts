@@ -65,6 +65,20 @@ export function cliEnv(extra: Record<string, string> = {}): Record<string, strin
   };
 }
 
+/** Every command pyprime has, as `pyprime <name> --help` takes them. */
+export const COMMANDS: readonly string[] = [
+  "install",
+  "upgrade",
+  "compile",
+  "pack",
+  "list",
+  "find",
+  "uninstall",
+  "dir",
+  "pin",
+  "self-check",
+];
+
 /** Extra variables real shells and CI systems set, each combination a CLI test runs under. */
 export const SHELL_MATRIX: readonly Record<string, string>[] = [
   {},

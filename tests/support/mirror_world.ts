@@ -7,11 +7,11 @@
  */
 import { basename, join } from "node:path";
 import { BUILD_DATE } from "../../scripts/build_fixtures.ts";
-import { PBS_PREFIX } from "../../src/resolve/catalog.ts";
 import { DOWNLOAD_ENV } from "../../src/fetch/tuning.ts";
 import { minorDirName } from "../../src/install/minor_links.ts";
 import { assertEquals, assertMatch } from "./assert.ts";
 import { type CliResult, runCli } from "./cli.ts";
+import { uvEntry } from "./catalog.ts";
 import { fixtures } from "./fixtures.ts";
 import { names } from "./helpers.ts";
 import { type Nginx, type NginxOptions, startNginx } from "./nginx.ts";
@@ -52,25 +52,11 @@ export async function world(sha256: string | null = SHA): Promise<World> {
   await Deno.mkdir(release, { recursive: true });
   await Deno.copyFile(fx.zst, join(release, ARCHIVE));
   await Deno.copyFile(fx.sha256sums, join(release, "SHA256SUMS"));
-  const [major, minor, patch] = fx.version.split(".").map(Number);
   const catalog = join(home, "download-metadata.json");
   await Deno.writeTextFile(
     catalog,
     JSON.stringify({
-      [KEY]: {
-        name: "cpython",
-        arch: { family: "x86_64", variant: null },
-        os: "linux",
-        libc: "gnu",
-        major,
-        minor,
-        patch,
-        prerelease: "",
-        url: `${PBS_PREFIX}${BUILD_DATE}/${encodeURIComponent(ARCHIVE)}`,
-        sha256,
-        variant: null,
-        build: BUILD_DATE,
-      },
+      [KEY]: uvEntry({ version: fx.version, build: BUILD_DATE, file: ARCHIVE, sha256 }),
     }),
   );
   return {
