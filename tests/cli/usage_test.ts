@@ -118,6 +118,8 @@ Deno.test("compile exits 1 and lists each failed file even with --quiet; a missi
     assertEquals(r.stderr.trim().split("\n").length, 1, r.stderr);
 
     await Deno.remove(join(tree, "bad.py"));
+    // Its .pyc from the first run would be reused: compile from scratch for the count.
+    await Deno.remove(join(tree, "__pycache__"), { recursive: true });
     const one = await runCli(["compile", join(tree, "good.py"), "--python", python], {
       env: { HOME: home },
     });
