@@ -29,10 +29,13 @@ export interface TestFixtures extends FixtureSet {
 }
 
 /**
- * The interpreter fixtures are built from. `PYPRIME_TEST_PYTHON` when set; else pyenv's
- * 3.12.1 when `PYENV_ROOT` names a pyenv that has it (a shared build, so the relocated
- * libpython gets checked too); else `python3` on PATH. `$HOME/.pyenv` is never looked
- * at: a fresh machine has no pyenv.
+ * The interpreter fixtures are built from, when one is chosen: `PYPRIME_TEST_PYTHON`
+ * when set; else pyenv's 3.12.1 when `PYENV_ROOT` names a pyenv that has it (a shared
+ * build, so the relocated libpython gets checked too). `$HOME/.pyenv` is never looked
+ * at: a fresh machine has no pyenv. With neither, {@link fixtures} builds from Debian
+ * sid's CPython 3.13 laid out as a PBS tree (`scripts/debian_python.ts`): Debian's own
+ * `/usr/bin/python3` splits its stdlib across packages (no test suite, dist-packages,
+ * a multiarch sysconfig module), which a PBS archive never does.
  */
 export function sourcePython(): string | undefined {
   const chosen = Deno.env.get("PYPRIME_TEST_PYTHON");
@@ -70,7 +73,8 @@ async function build(): Promise<TestFixtures> {
   const lock = await Deno.open(join(FIXTURE_CACHE, ".lock"), { create: true, write: true });
   try {
     await lock.lock(true);
-    const set = await buildFixtures({ python: sourcePython(), outDir: FIXTURE_CACHE });
+    const python = sourcePython() ?? (await debianPython({ minor: "3.13", suite: "sid" })).python;
+    const set = await buildFixtures({ python, outDir: FIXTURE_CACHE });
     return { ...set, real: await realArchive() };
   } finally {
     await lock.unlock().catch(() => {});
