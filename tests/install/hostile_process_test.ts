@@ -10,6 +10,7 @@ import {
   type Entry,
   KEY,
   mark,
+  MINOR,
   note,
   previous,
   processesWith,
@@ -127,7 +128,7 @@ Deno.test("SIGTERM ends an install whose probe hangs with a grandchild holding i
 Deno.test("install leaves no process behind when the probe answers, then forks", async () => {
   const w = await world();
   // The real probe answers, then a child keeps stdout open and sleeps.
-  const probe = `"$(dirname "$0")/python3.12" "$@"; sleep 4301.25 & exit 0`;
+  const probe = `"$(dirname "$0")/${MINOR}" "$@"; sleep 4301.25 & exit 0`;
   const path = await craft(join(w.home, "fork.tar.zst"), (e) => replace(e, wrapper({ probe })));
   try {
     const r = await runWithDeadline(
@@ -303,7 +304,7 @@ Deno.test("the network is revoked before any interpreter from an archive runs", 
   // The first archive is extracted (its interpreter is on disk) while stdin is open.
   const staged = await until(async () => {
     for (const name of await listTree(join(w.dir, ".staging"))) {
-      if (name.endsWith("/bin/python3.12")) return true;
+      if (name.endsWith(`/bin/${MINOR}`)) return true;
     }
     return false;
   }, 30_000);
@@ -332,7 +333,7 @@ const MISBEHAVING: {
 }[] = [
   {
     what: "names a stdlib through a symbolic link loop",
-    probe: `out=$("$(dirname "$0")/python3.12" "$@"); d=$(cd "$(dirname "$0")/.." && pwd); ` +
+    probe: `out=$("$(dirname "$0")/${MINOR}" "$@"); d=$(cd "$(dirname "$0")/.." && pwd); ` +
       `printf '%s\\n' "$out" | sed "s#\\"stdlib\\": \\"[^\\"]*\\"#\\"stdlib\\": \\"$d/lib/loop/x\\"#"; exit 0`,
     extra: [{ header: { name: "python/lib/loop", type: "symlink", linkname: "loop", size: 0 } }],
     error: /interpreter's stdlib is ".*\/lib\/loop\/x", outside the installation/,
@@ -340,7 +341,7 @@ const MISBEHAVING: {
   {
     what: "names a prefix that climbs out through a missing folder",
     // The real answer, with the prefix replaced by <staging>/nonexistent/../../..
-    probe: `out=$("$(dirname "$0")/python3.12" "$@"); d=$(cd "$(dirname "$0")/.." && pwd); ` +
+    probe: `out=$("$(dirname "$0")/${MINOR}" "$@"); d=$(cd "$(dirname "$0")/.." && pwd); ` +
       `printf '%s\\n' "$out" | sed "s#\\"prefix\\": \\"[^\\"]*\\"#\\"prefix\\": \\"$d/nonexistent/../../..\\"#"; exit 0`,
     error: /interpreter's prefix is ".*nonexistent\/\.\.\/\.\.\/\.\.", outside the installation/,
   },
@@ -389,7 +390,7 @@ for (const c of MISBEHAVING) {
 Deno.test("compile exits 1 when a file cannot be written, after compiling the others", async () => {
   const w = await world();
   await previous(w);
-  const lib = join(w.dir, KEY, "lib", "python3.12");
+  const lib = join(w.dir, KEY, "lib", MINOR);
   // A __pycache__ that is not a real folder: an environment failure, not a source one.
   await Deno.symlink(w.sentinel, join(lib, "json", "__pycache__"));
   const marker = await mark(w);
