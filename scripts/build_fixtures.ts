@@ -817,7 +817,10 @@ async function writeEntry(
 
 /** Writes `nodes` (sorted by path) as one tar under `top/`, compressed into every sink. */
 async function writeTar(top: string, nodes: Node[], sinks: Sink[]) {
-  const sorted = [...nodes].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  // Sorted as the entry names read, a folder with its trailing slash: "mimalloc.h" comes
+  // before "mimalloc/", which a sort on bare paths gets the other way round.
+  const name = (n: Node) => n.kind === "dir" && n.path ? `${n.path}/` : n.path;
+  const sorted = [...nodes].sort((a, b) => (name(a) < name(b) ? -1 : name(a) > name(b) ? 1 : 0));
   const { readable, controller } = createTarPacker();
   const done = readable.pipeThrough(coalesce()).pipeTo(fanOut(sinks));
   try {
