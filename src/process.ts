@@ -11,6 +11,7 @@
  *
  * @module
  */
+import { concat } from "./bytes.ts";
 
 /** Where util-linux puts `setsid`; absent on macOS, where children share pyprime's group. */
 const SETSID = "/usr/bin/setsid";
@@ -112,13 +113,7 @@ export async function readCapped(
   } finally {
     reader.cancel().catch(() => {});
   }
-  const out = new Uint8Array(size);
-  let offset = 0;
-  for (const c of chunks) {
-    out.set(c, offset);
-    offset += c.length;
-  }
-  return out;
+  return concat(chunks, size);
 }
 
 /** What {@link runBounded} returns. */

@@ -6,6 +6,7 @@
  */
 import zlib from "node:zlib";
 import type { Transform } from "node:stream";
+import { concat } from "../bytes.ts";
 import { ArchiveError } from "../errors.ts";
 import { zstdFrames } from "./zstd.ts";
 
@@ -143,18 +144,6 @@ export function zstdDecompressor(): Transform {
     chunkSize: CHUNK,
     params: { [zlib.constants.ZSTD_d_windowLogMax]: 31 },
   });
-}
-
-/** Joins `chunks` of `size` bytes in all (the one chunk itself when there is one). */
-export function concat(chunks: Uint8Array[], size: number): Uint8Array {
-  if (chunks.length === 1) return chunks[0];
-  const out = new Uint8Array(size);
-  let offset = 0;
-  for (const c of chunks) {
-    out.set(c, offset);
-    offset += c.length;
-  }
-  return out;
 }
 
 /** A stream that yields `first`, then the rest of `reader`, pulling lazily. */

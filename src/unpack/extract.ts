@@ -22,7 +22,8 @@ import {
   PathIndex,
 } from "./entry_policy.ts";
 import { effectiveLimits, type ExtractLimits, StreamBudget } from "./limits.ts";
-import { concatBytes, depth, setMtime, validDate, writeAllSync } from "./write.ts";
+import { concat } from "../bytes.ts";
+import { depth, setMtime, validDate, writeAllSync } from "./write.ts";
 
 /** Options of {@link extractTar}. */
 export interface ExtractOptions {
@@ -249,7 +250,7 @@ class Extraction {
   async #readAll(body: ReadableStream<Uint8Array>, size: number): Promise<Uint8Array> {
     const chunks: Uint8Array[] = [];
     for await (const chunk of this.#chunks(body)) chunks.push(chunk);
-    return chunks.length === 1 ? chunks[0] : concatBytes(chunks, size);
+    return concat(chunks, size);
   }
 
   async #streamFile(

@@ -27,14 +27,3 @@ export function writeAllSync(file: Deno.FsFile, data: Uint8Array): void {
   let offset = 0;
   while (offset < data.length) offset += file.writeSync(data.subarray(offset));
 }
-
-/** Joins `chunks` (of `size` bytes in all) into one array. */
-export function concatBytes(chunks: Uint8Array[], size: number): Uint8Array {
-  const data = new Uint8Array(size);
-  let offset = 0;
-  for (const chunk of chunks) {
-    data.set(chunk, offset);
-    offset += chunk.length;
-  }
-  return data;
-}

@@ -5,7 +5,8 @@
  * @module
  */
 import { ArchiveError } from "../errors.ts";
-import { concat, nodeTransform, zstdDecompressor } from "./decompress.ts";
+import { concat } from "../bytes.ts";
+import { nodeTransform, zstdDecompressor } from "./decompress.ts";
 
 /** Magic number of a zstd frame, little-endian. */
 const ZSTD_MAGIC = 0xfd2fb528;

@@ -1,6 +1,6 @@
 import { assert, assertEquals, assertMatch } from "../support/assert.ts";
 import { join } from "node:path";
-import { cliEnv, COMMANDS as ALL_COMMANDS, mainArgs, ROOT, runCli } from "../support/cli.ts";
+import { COMMANDS as ALL_COMMANDS, ROOT, runCli, runOnPty } from "../support/cli.ts";
 import { sourcePython } from "../support/fixtures.ts";
 
 const SNAPSHOT = join(ROOT, "tests", "cli", "snapshots", "help.txt");
@@ -93,17 +93,8 @@ Deno.test("compile draws a progress bar on a TTY and none when stderr is a pipe"
     const python = sourcePython() ?? "python3";
     const args = ["compile", dir, "--python", python, "--jobs", "1"];
     // script(1) gives the CLI a pseudo-terminal; what it prints comes back on stdout.
-    const quoted = [Deno.execPath(), ...(await mainArgs()), ...args]
-      .map((a) => `'${a.replaceAll("'", `'\\''`)}'`).join(" ");
-    const tty = await new Deno.Command("script", {
-      args: ["-qec", quoted, "/dev/null"],
-      clearEnv: true,
-      env: cliEnv({ TERM: "xterm" }),
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    const screen = new TextDecoder().decode(tty.stdout);
+    const tty = await runOnPty(args, { env: { TERM: "xterm" } });
+    const screen = tty.screen;
     assertEquals(tty.code, 0, screen);
     assertMatch(screen, /Compiling bytecode \[[░█]+\] \d+\/40/);
     assertMatch(screen, /Bytecode compiled 40 files in /);

@@ -6,12 +6,8 @@
  */
 import { join } from "node:path";
 import { assert, assertEquals, assertMatch } from "../support/assert.ts";
-import { cliEnv, mainArgs } from "../support/cli.ts";
+import { runOnPty } from "../support/cli.ts";
 import { fixtures, sourcePython } from "../support/fixtures.ts";
-
-function shellQuote(words: string[]): string {
-  return words.map((a) => `'${a.replaceAll("'", `'\\''`)}'`).join(" ");
-}
 
 /** Runs pyprime on a `columns`-wide pseudo-terminal; returns the exit code and the frames. */
 async function onTerminal(
@@ -20,22 +16,12 @@ async function onTerminal(
   env: Record<string, string> = {},
   stdin?: string,
 ): Promise<{ code: number; frames: string[]; screen: string }> {
-  const command = shellQuote([Deno.execPath(), ...(await mainArgs()), ...args]);
-  const redirect = stdin ? ` < ${shellQuote([stdin])}` : "";
-  const out = await new Deno.Command("script", {
-    args: ["-qec", `stty cols ${columns} rows 24; ${command}${redirect}`, "/dev/null"],
-    clearEnv: true,
-    env: cliEnv(env),
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const screen = new TextDecoder().decode(out.stdout);
+  const { code, screen } = await runOnPty(args, { env, columns, stdin });
   // Every cursor move or line clear starts a new frame.
   const esc = "\x1b";
   const moves = new RegExp(`${esc}\\[[0-9;?]*[A-Za-z]|${esc}[78]|\\r|\\n`);
   const frames = screen.split(moves).filter((f) => f.trim());
-  return { code: out.code, frames, screen };
+  return { code, frames, screen };
 }
 
 async function tree(files: number): Promise<string> {

@@ -8,13 +8,7 @@
  */
 import { join } from "node:path";
 import { assert, assertEquals, assertMatch } from "../support/assert.ts";
-import {
-  cliEnv,
-  COMMANDS as ALL_COMMANDS,
-  mainArgs,
-  runCli,
-  SHELL_MATRIX,
-} from "../support/cli.ts";
+import { COMMANDS as ALL_COMMANDS, runCli, runOnPty, SHELL_MATRIX } from "../support/cli.ts";
 import { fixtures } from "../support/fixtures.ts";
 
 const COMMANDS = [...ALL_COMMANDS, "doctor"];
@@ -22,24 +16,6 @@ const ESC = "\x1b[";
 
 function label(env: Record<string, string>): string {
   return Object.entries(env).map(([k, v]) => `${k}=${v}`).join(" ") || "a plain shell";
-}
-
-/** `sh -c` quoting for script(1). */
-function shellQuote(words: string[]): string {
-  return words.map((a) => `'${a.replaceAll("'", `'\\''`)}'`).join(" ");
-}
-
-/** Runs `pyprime ARGS` under script(1): stdin, stdout and stderr are a pseudo-terminal. */
-async function onPty(args: string[], env: Record<string, string>) {
-  const out = await new Deno.Command("script", {
-    args: ["-qec", shellQuote([Deno.execPath(), ...(await mainArgs()), ...args]), "/dev/null"],
-    clearEnv: true,
-    env: cliEnv(env),
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  return { code: out.code, screen: new TextDecoder().decode(out.stdout) };
 }
 
 for (const extra of SHELL_MATRIX) {
@@ -93,17 +69,21 @@ Deno.test("install, list and find of the fixture work under FORCE_COLOR and on a
     assertMatch(listed.stdout, new RegExp(`^cpython-${fx.version.replaceAll(".", "\\.")}-`));
 
     const ptyDir = join(home, "pty");
-    const tty = await onPty(["install", fx.zst, "--install-dir", ptyDir, "--no-bin"], {
-      HOME: home,
+    const tty = await runOnPty(["install", fx.zst, "--install-dir", ptyDir, "--no-bin"], {
+      env: {
+        HOME: home,
+      },
     });
     assertEquals(tty.code, 0, tty.screen);
     assertMatch(tty.screen, /Installed cpython-/);
     for (const args of [["--help"], ["list", "--install-dir", ptyDir], ["self-check"]]) {
-      const shown = await onPty(args, { HOME: home });
+      const shown = await runOnPty(args, { env: { HOME: home } });
       assertEquals(shown.code, 0, `${args.join(" ")}: ${shown.screen}`);
       assert(!shown.screen.includes("denied"), shown.screen);
     }
-    const found = await onPty(["find", fx.tag, "--install-dir", ptyDir], { HOME: home });
+    const found = await runOnPty(["find", fx.tag, "--install-dir", ptyDir], {
+      env: { HOME: home },
+    });
     assertEquals(found.code, 0, found.screen);
     assertMatch(found.screen, new RegExp(`${ptyDir}/cpython-`));
   } finally {

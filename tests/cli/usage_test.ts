@@ -6,7 +6,7 @@
  */
 import { join } from "node:path";
 import { assert, assertEquals, assertMatch } from "../support/assert.ts";
-import { mainArgs, ROOT, runCli } from "../support/cli.ts";
+import { ROOT, runCli, shellCommand } from "../support/cli.ts";
 import { fixtures } from "../support/fixtures.ts";
 import { names } from "../support/helpers.ts";
 import { isInstallKey } from "../../src/install/layout.ts";
@@ -248,16 +248,12 @@ Deno.test("a malformed URL with credentials is a usage error that never shows th
 
 Deno.test("stdout on a full disk is one clear error, not an unexpected failure", async () => {
   const out = await new Deno.Command("sh", {
-    args: ["-c", `${(await mainCommand()).join(" ")} dir > /dev/full`],
+    args: ["-c", `${await shellCommand(["dir"])} > /dev/full`],
     stderr: "piped",
   }).output();
   assertEquals(out.code, 1);
   assertMatch(new TextDecoder().decode(out.stderr), /^error: Cannot write to standard output: /m);
 });
-
-async function mainCommand(): Promise<string[]> {
-  return [Deno.execPath(), ...(await mainArgs())].map((a) => `'${a.replaceAll("'", `'\\''`)}'`);
-}
 
 Deno.test("compile again leaves current .pyc alone, rewrites a changed source's, and --force rewrites all", async () => {
   await withHome(async (home) => {

@@ -162,3 +162,44 @@ export function decodeOutput(output: Deno.CommandOutput): CliResult {
     stderr: withoutDenoDownloads(decoder.decode(output.stderr)),
   };
 }
+
+/** Words quoted for `sh -c`. */
+export function shellQuote(words: string[]): string {
+  return words.map((a) => `'${a.replaceAll("'", `'\\''`)}'`).join(" ");
+}
+
+/** The `sh -c` command line that runs `pyprime ARGS` from source with the binary's flags. */
+export async function shellCommand(args: string[]): Promise<string> {
+  return shellQuote([Deno.execPath(), ...(await mainArgs()), ...args]);
+}
+
+/** Options of {@link runOnPty}. */
+export interface PtyOptions {
+  /** Extra environment variables, on top of {@link cliEnv}. */
+  env?: Record<string, string>;
+  /** The terminal's width (`stty cols`); script(1)'s default otherwise. */
+  columns?: number;
+  /** A file redirected to standard input instead of the terminal. */
+  stdin?: string;
+}
+
+/**
+ * Runs `pyprime ARGS` under script(1), so stdin, stdout and stderr are a pseudo-terminal;
+ * what the terminal showed comes back as `screen`.
+ */
+export async function runOnPty(
+  args: string[],
+  options: PtyOptions = {},
+): Promise<{ code: number; screen: string }> {
+  const size = options.columns ? `stty cols ${options.columns} rows 24; ` : "";
+  const redirect = options.stdin ? ` < ${shellQuote([options.stdin])}` : "";
+  const out = await new Deno.Command("script", {
+    args: ["-qec", `${size}${await shellCommand(args)}${redirect}`, "/dev/null"],
+    clearEnv: true,
+    env: cliEnv(options.env),
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  return { code: out.code, screen: new TextDecoder().decode(out.stdout) };
+}
