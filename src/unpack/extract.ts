@@ -8,13 +8,12 @@
  * @module
  */
 import { createTarDecoder, type TarHeader } from "modern-tar";
-import { ArchiveError, PyprimeError, UnsafeEntryError } from "../errors.ts";
+import { readError, writeError } from "./extract_errors.ts";
 import {
   checkEntryType,
   checkPathLength,
   checkSymlinkTarget,
   dirMode,
-  displayName,
   entryPath,
   fileMode,
   hardLinkTarget,
@@ -46,6 +45,22 @@ export interface ExtractOptions {
    * with its path relative to dest and its size.
    */
   onFile?: (relPath: string, size: number) => void;
+  /**
+   * Called for every path a file, hard link or symbolic link entry creates or
+   * replaces, once it is written (see {@link WrittenPath}).
+   */
+  onPath?: (relPath: string, written: WrittenPath) => void;
+}
+
+/** What {@link ExtractOptions.onPath} hears of one path. */
+export interface WrittenPath {
+  kind: "file" | "hardlink" | "symlink";
+  /** The body's size (a hard link's target's size; 0 for a link). */
+  size: number;
+  /** A regular file's mtime as set from the header, when it had a valid one. */
+  mtime?: Date;
+  /** The first bytes of a regular file: 16, or fewer when it or its first read is shorter. */
+  head?: Uint8Array;
 }
 
 /** What an extraction created. */
@@ -151,6 +166,7 @@ class Extraction {
   readonly #mapName: (name: string) => string | null;
   readonly #signal?: AbortSignal;
   readonly #onFile?: (relPath: string, size: number) => void;
+  readonly #onPath?: (relPath: string, written: WrittenPath) => void;
   readonly #index = new PathIndex();
   /** Explicit directory entries; their mode and mtime are applied at the end. */
   readonly #dirMeta = new Map<string, DirMeta>();
@@ -171,6 +187,7 @@ class Extraction {
     this.#mapName = options.mapName ?? ((name) => name);
     this.#signal = options.signal;
     this.#onFile = options.onFile;
+    this.#onPath = options.onPath;
   }
 
   /** Runs a read of the decoded stream, turning any failure into an ArchiveError. */
@@ -178,7 +195,7 @@ class Extraction {
     try {
       return await step();
     } catch (error) {
-      throw this.#archiveError(error);
+      throw readError(this.#label, error);
     }
   }
 
@@ -221,19 +238,23 @@ class Extraction {
     this.#prepareFile(entry, rel);
     const path = `${this.#dest}/${rel}`;
     const mode = fileMode(header.mode ?? 0o644);
+    let head: Uint8Array | undefined;
     if (size <= SMALL_FILE) {
       const data = size === 0 ? new Uint8Array(0) : await this.#readAll(body, size);
       this.#fs(entry, rel, () => {
         Deno.writeFileSync(path, data, { createNew: true, mode });
         setMtime(path, header.mtime);
       });
+      head = data.slice(0, 16);
     } else {
-      await this.#streamFile(entry, rel, path, mode, header.mtime, body);
+      head = await this.#streamFile(entry, rel, path, mode, header.mtime, body);
     }
     this.#index.addFile(rel, size);
     this.result.files++;
     this.result.bytes += size;
     this.#onFile?.(rel, size);
+    const mtime = validDate(header.mtime) ? header.mtime : undefined;
+    this.#onPath?.(rel, { kind: "file", size, mtime, head });
   }
 
   /**
@@ -260,10 +281,12 @@ class Extraction {
     mode: number,
     mtime: Date | undefined,
     body: ReadableStream<Uint8Array>,
-  ): Promise<void> {
+  ): Promise<Uint8Array | undefined> {
     const file = this.#fs(entry, rel, () => Deno.openSync(path, { write: true, createNew: true }));
+    let head: Uint8Array | undefined;
     try {
       for await (const chunk of this.#chunks(body)) {
+        head ??= chunk.slice(0, 16);
         this.#fs(entry, rel, () => writeAllSync(file, chunk));
       }
       this.#fs(entry, rel, () => {
@@ -275,6 +298,7 @@ class Extraction {
     } finally {
       file.close();
     }
+    return head;
   }
 
   /**
@@ -313,6 +337,7 @@ class Extraction {
     });
     this.#index.addSymlink(rel);
     this.result.symlinks++;
+    this.#onPath?.(rel, { kind: "symlink", size: 0 });
   }
 
   #hardlink(entry: string, rel: string, linkname: string): void {
@@ -322,6 +347,7 @@ class Extraction {
     this.#index.addFile(rel, size);
     this.result.hardlinks++;
     this.#onFile?.(rel, size);
+    this.#onPath?.(rel, { kind: "hardlink", size });
   }
 
   /** Creates `dirs` (shallowest first) and records them. */
@@ -352,47 +378,7 @@ class Extraction {
     try {
       return step();
     } catch (error) {
-      throw this.#fsError(entry, rel, error);
+      throw writeError(this.#dest, entry, rel, error);
     }
-  }
-
-  /**
-   * An existing path where the index says there is none can only be a name that
-   * the file system folds onto an earlier one (case-insensitive or normalizing file
-   * systems): since every create is exclusive, that is refused, never followed.
-   */
-  #fsError(entry: string, rel: string, error: unknown): Error {
-    if (error instanceof PyprimeError) return error;
-    if (error instanceof Deno.errors.AlreadyExists) {
-      return new UnsafeEntryError(
-        displayName(entry),
-        "it collides with an earlier entry (the file system folds case or Unicode)",
-        { cause: error },
-      );
-    }
-    const message = error instanceof Error ? error.message : String(error);
-    if ((error as { code?: string }).code === "ENAMETOOLONG") {
-      // Under the path limit, but the install dir's own path makes it too long for the OS.
-      return new UnsafeEntryError(
-        displayName(entry),
-        `its path is too long for the file system under ${this.#dest} (--max-path-length)`,
-        { cause: error, hint: "use a shorter --install-dir, or lower --max-path-length" },
-      );
-    }
-    return new PyprimeError(
-      `Cannot write ${JSON.stringify(displayName(rel))} in ${this.#dest}: ${message}`,
-      { cause: error, hint: "check free disk space and the permissions of the folder" },
-    );
-  }
-
-  #archiveError(error: unknown): Error {
-    if (error instanceof PyprimeError) return error;
-    const message = error instanceof Error ? error.message : String(error);
-    const line = message.split("\n")[0].replace(/\.$/, "");
-    const cause = /^[A-Z][a-z]/.test(line) ? line[0].toLowerCase() + line.slice(1) : line;
-    return new ArchiveError(`Cannot read ${this.#label}: ${cause}`, {
-      cause: error,
-      hint: "the archive is corrupt or incomplete; download it again",
-    });
   }
 }

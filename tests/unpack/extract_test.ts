@@ -1,7 +1,12 @@
 import assert from "node:assert/strict";
 import { packTar, type TarEntry, type TarHeader } from "modern-tar";
 import { ArchiveError, PyprimeError, UnsafeEntryError } from "../../src/errors.ts";
-import { type ExtractOptions, type ExtractResult, extractTar } from "../../src/unpack/extract.ts";
+import {
+  type ExtractOptions,
+  type ExtractResult,
+  extractTar,
+  type WrittenPath,
+} from "../../src/unpack/extract.ts";
 import { DEFAULT_LIMITS } from "../../src/unpack/limits.ts";
 import { streamOf } from "../support/helpers.ts";
 
@@ -740,5 +745,34 @@ Deno.test("extractTar reports file-system failures as a PyprimeError naming the 
     const error = await rejection(extract([{ name: "a", body: "x" }], missing), PyprimeError);
     assert.match(error.message, /^Cannot write "a" in .*not-there: /);
     assert.ok(!(error instanceof UnsafeEntryError) && !(error instanceof ArchiveError));
+  });
+});
+
+Deno.test("extractTar tells onPath each file's size, mtime and first 16 bytes, and each link", async () => {
+  await sandbox(async (dest) => {
+    const big = new Uint8Array(200_000).map((_, i) => (i * 31) % 251);
+    const seen = new Map<string, WrittenPath[]>();
+    await extract(
+      [
+        { name: "pkg/a.py", body: "x = 1\n" },
+        { name: "pkg/big.bin", body: big },
+        { name: "pkg/short", body: "abc" },
+        { name: "pkg/hard", type: "link", linkname: "pkg/a.py" },
+        // A later entry replaces a.py with a link: the last word on the path is the link.
+        { name: "pkg/a.py", type: "symlink", linkname: "short" },
+      ],
+      dest,
+      { onPath: (rel, written) => seen.set(rel, [...seen.get(rel) ?? [], written]) },
+    );
+    const mtime = new Date(MTIME.getTime());
+    assert.deepEqual(seen.get("pkg/a.py"), [
+      { kind: "file", size: 6, mtime, head: new TextEncoder().encode("x = 1\n") },
+      { kind: "symlink", size: 0 },
+    ]);
+    assert.deepEqual(seen.get("pkg/big.bin"), [
+      { kind: "file", size: 200_000, mtime, head: big.slice(0, 16) },
+    ]);
+    assert.deepEqual(seen.get("pkg/short")?.[0].head, new TextEncoder().encode("abc"));
+    assert.deepEqual(seen.get("pkg/hard"), [{ kind: "hardlink", size: 6 }]);
   });
 });
