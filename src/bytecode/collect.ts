@@ -4,7 +4,7 @@
  * @module
  */
 import { join } from "node:path";
-import { CompileError, refusedPath } from "../errors.ts";
+import { CompileError, printable, refusedPath } from "../errors.ts";
 
 /** A source to compile. */
 export interface Source {
@@ -137,5 +137,34 @@ function sizeOf(path: string): number {
     return Deno.lstatSync(path).size;
   } catch {
     return 0;
+  }
+}
+
+/**
+ * Refuses compile roots whose real path lies outside `realPath(confineTo)`: the roots
+ * of an install come from its interpreter's answer, which the archive controls.
+ *
+ * @example
+ * ```ts
+ * confineRoots(["/opt/py/lib/python3.12"], "/opt/py");
+ * ```
+ */
+export function confineRoots(roots: string[], confineTo: string): void {
+  const base = Deno.realPathSync(confineTo);
+  for (const root of roots) {
+    let real: string;
+    try {
+      real = Deno.realPathSync(root);
+    } catch {
+      real = root;
+    }
+    if (real !== base && !real.startsWith(`${base}/`)) {
+      throw new CompileError(
+        `Refusing to compile ${printable(root)}: it resolves to ${
+          printable(real)
+        }, outside ${base}`,
+        { hint: "the interpreter named a stdlib outside its installation" },
+      );
+    }
   }
 }

@@ -26,7 +26,7 @@
  */
 import { CompileError, printable } from "../errors.ts";
 import { spawnGroup } from "../process.ts";
-import { collectSources, removeOrphans, type Source } from "./collect.ts";
+import { collectSources, confineRoots, removeOrphans, type Source } from "./collect.ts";
 import { resolveInterpreter } from "./find_python.ts";
 import {
   type CompileFailure,
@@ -87,13 +87,18 @@ export async function compileTree(options: CompileOptions): Promise<CompileRepor
       error: "path contains a newline, which the worker protocol cannot carry",
     }));
     if (options.testHooks?.reverse) collected.sources.reverse();
-    const results = await pool.run(collected.sources);
+    const current = reuse ? options.current : undefined;
+    const send = current
+      ? collected.sources.filter((s) => !current.has(s.path))
+      : collected.sources;
+    const results = await pool.run(send);
     failed.push(...results.failed);
     const files = collected.sources.length + collected.unsendable.length;
+    const reused = results.reused + collected.sources.length - send.length;
     return {
       files,
-      compiled: files - failed.length - results.reused,
-      reused: results.reused,
+      compiled: files - failed.length - reused,
+      reused,
       ...(reuse ? { removed: removeOrphans(collected.pycs, collected.sources) } : {}),
       failed,
       skipped: collected.skipped,
@@ -372,29 +377,5 @@ class Pool {
     Promise.all([error, ...this.#workers.map((w) => w.finished.catch(() => {}))]).then(
       ([err]) => this.#reject(err),
     );
-  }
-}
-
-/**
- * Refuses compile roots whose real path lies outside `realPath(confineTo)`: the roots
- * of an install come from its interpreter's answer, which the archive controls.
- */
-function confineRoots(roots: string[], confineTo: string): void {
-  const base = Deno.realPathSync(confineTo);
-  for (const root of roots) {
-    let real: string;
-    try {
-      real = Deno.realPathSync(root);
-    } catch {
-      real = root;
-    }
-    if (real !== base && !real.startsWith(`${base}/`)) {
-      throw new CompileError(
-        `Refusing to compile ${printable(root)}: it resolves to ${
-          printable(real)
-        }, outside ${base}`,
-        { hint: "the interpreter named a stdlib outside its installation" },
-      );
-    }
   }
 }

@@ -61,6 +61,11 @@ export interface CompileOptions {
    * a full disk must not give a degraded installation) instead of reporting it.
    */
   stopOnEnvironmentError?: boolean;
+  /**
+   * With action `reuse`: sources whose bytecode the caller found current already (see
+   * `shipped.ts`); they count as reused and are not sent to a worker.
+   */
+  current?: ReadonlySet<string>;
 }
 
 /** A source the interpreter could not compile (syntax error, unreadable, …). */

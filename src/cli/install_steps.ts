@@ -6,6 +6,7 @@
  */
 import { compileTree } from "../bytecode/pool.ts";
 import { removeBytecodeOf, writeBytecodeRecord } from "../bytecode/record.ts";
+import { currentSources } from "../bytecode/shipped.ts";
 import type { BytecodeSettings, CompileReport } from "../bytecode/settings.ts";
 import { PyprimeError } from "../errors.ts";
 import type { Staged } from "../install/install.ts";
@@ -58,7 +59,18 @@ export async function compileStaged(
   try {
     // The rewrite changed these sources after the pack was made; a same-length prefix
     // keeps their size and mtime, so a timestamp .pyc would look current: drop them.
-    if (staged.pycEntries > 0) await removeBytecodeOf(staged.staging, staged.rewritten);
+    const reuse = staged.pycEntries > 0;
+    if (reuse) await removeBytecodeOf(staged.staging, staged.rewritten);
+    // Shipped .pyc whose headers were current as extracted need no worker.
+    const current = reuse && staged.info.magic && staged.info.cache_tag
+      ? currentSources(staged.shipped, {
+        root: staged.staging,
+        magic: staged.info.magic,
+        tag: staged.info.cache_tag,
+        levels: settings.optimize,
+        changed: staged.rewritten,
+      })
+      : undefined;
     const report = await compileTree({
       python: `${staged.staging}/bin/python3`,
       confineTo: staged.staging,
@@ -75,7 +87,8 @@ export async function compileStaged(
       signal,
       onProgress: (done, total) => bar.update(done, total),
       // A pack ships its bytecode: keep what is current, compile the rest.
-      action: staged.pycEntries > 0 ? "reuse" : "compile",
+      action: reuse ? "reuse" : "compile",
+      current,
     });
     bar.stop();
     await writeBytecodeRecord(staged.staging, {

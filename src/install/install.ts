@@ -15,7 +15,7 @@ import {
   refusedPath,
   UnsafeEntryError,
 } from "../errors.ts";
-import { type ExtractResult, extractTar } from "../unpack/extract.ts";
+import { type ExtractResult, extractTar, type WrittenPath } from "../unpack/extract.ts";
 import type { ExtractLimits } from "../unpack/limits.ts";
 import { confineProbe, type InterpreterInfo, keyOf, probeInterpreter } from "./interpreter.ts";
 import type { Download } from "../resolve/catalog.ts";
@@ -66,6 +66,11 @@ export interface Extracted {
   foreign?: Download;
   /** `.pyc` entries the archive had (a `pyprime pack`): they are checked, not recompiled. */
   pycEntries: number;
+  /**
+   * What was written at each `.py` and `.pyc` path (the last entry of a path wins):
+   * with the interpreter's magic number it tells which shipped `.pyc` are current.
+   */
+  shipped: Map<string, WrittenPath>;
 }
 
 /** An extracted archive whose interpreter has described itself, not yet visible. */
@@ -260,6 +265,7 @@ async function extractInto(
   if (counted) raw = raw.pipeThrough(counted);
   const { format, stream } = await decompress(raw, source.label);
   let pycEntries = 0;
+  const shipped = new Map<string, WrittenPath>();
   const extract = await extractTar(stream, {
     dest: staging,
     label: source.label,
@@ -269,6 +275,9 @@ async function extractInto(
     },
     limits: options.limits,
     signal: options.signal,
+    onPath: (rel, written) => {
+      if (rel.endsWith(".py") || rel.endsWith(".pyc")) shipped.set(rel, written);
+    },
   });
   const sha256 = await tap.digest;
   verifySha256(source.label, options.sha256, sha256);
@@ -282,6 +291,7 @@ async function extractInto(
     source,
     foreign: options.foreign,
     pycEntries,
+    shipped,
   };
 }
 

@@ -43,6 +43,10 @@ export interface InterpreterInfo {
   purelib: string;
   /** The uv-style key, e.g. `cpython-3.13.1+freethreaded-linux-x86_64-gnu`. */
   key: string;
+  /** `importlib.util.MAGIC_NUMBER` as hex, when the interpreter said. */
+  magic?: string;
+  /** `sys.implementation.cache_tag` (`cpython-312`), when the interpreter said. */
+  cache_tag?: string;
 }
 
 // Runs under -I -S -B with an empty environment; prints one JSON line. It imports only
@@ -89,6 +93,8 @@ def quote(text):
 
 
 paths = sysconfig.get_paths()
+# The bytecode a pack ships is checked against these (importlib's own frozen module).
+ext = sys.modules.get("_frozen_importlib_external")
 answer = {
     "implementation": sys.implementation.name,
     "version": version,
@@ -100,6 +106,8 @@ answer = {
     "exec_prefix": sys.exec_prefix,
     "platstdlib": paths["platstdlib"],
     "purelib": paths["purelib"],
+    "magic": ext.MAGIC_NUMBER.hex() if ext is not None else "",
+    "cache_tag": sys.implementation.cache_tag or "",
 }
 print("{" + ", ".join(quote(k) + ": " + quote(answer[k]) for k in answer) + "}")
 `;
@@ -236,7 +244,9 @@ export function parseProbe(text: string, label: string): InterpreterInfo {
   }
   const key = keyOf(info);
   if (!isInstallKey(key)) throw bad(`named itself ${JSON.stringify(key)}, not a CPython key`);
-  return { ...info, key };
+  // Optional answers: anything but a string means "not said".
+  const said = (v: unknown) => typeof v === "string" ? v : undefined;
+  return { ...info, key, magic: said(info.magic), cache_tag: said(info.cache_tag) };
 }
 
 /** The probe answers that name folders the installation must own. */

@@ -24,6 +24,16 @@ Deno.test("parseProbe builds the key from a well-formed answer", () => {
   assertEquals(parseProbe(JSON.stringify(good), "a.tar").key, "cpython-3.12.1-linux-x86_64-gnu");
 });
 
+Deno.test("parseProbe takes a magic number and cache tag only when they are strings", () => {
+  const said = parseProbe(
+    JSON.stringify({ ...good, magic: "cb0d0d0a", cache_tag: "cpython-312" }),
+    "a",
+  );
+  assertEquals([said.magic, said.cache_tag], ["cb0d0d0a", "cpython-312"]);
+  const odd = parseProbe(JSON.stringify({ ...good, magic: 3, cache_tag: ["x"] }), "a");
+  assertEquals([odd.magic, odd.cache_tag], [undefined, undefined]);
+});
+
 Deno.test("parseProbe refuses answers that are not JSON, incomplete, or make a path", () => {
   const cases = [
     "Segmentation fault",
@@ -52,13 +62,16 @@ Deno.test("probeInterpreter answers what json.dumps would when the path has quot
         "-I",
         "-B",
         "-c",
-        "import json, sys, sysconfig; print(json.dumps([sysconfig.get_paths()['stdlib'], sys.prefix]))",
+        "import importlib.util, json, sys, sysconfig; print(json.dumps([sysconfig.get_paths()" +
+        "['stdlib'], sys.prefix, importlib.util.MAGIC_NUMBER.hex(), sys.implementation.cache_tag]))",
       ],
       clearEnv: true,
       stdout: "piped",
     }).output();
-    const [stdlib, prefix] = JSON.parse(new TextDecoder().decode(reference.stdout));
+    const [stdlib, prefix, magic, tag] = JSON.parse(new TextDecoder().decode(reference.stdout));
     assertEquals([info.stdlib, info.prefix], [stdlib, prefix]);
+    // What the shipped bytecode of a pack is checked against.
+    assertEquals([info.magic, info.cache_tag], [magic, tag]);
     assertEquals(info.prefix, join(dir, "python"));
     assertEquals(info.key.startsWith(`cpython-${fx.version}-linux-`), true, info.key);
   } finally {

@@ -107,7 +107,7 @@ Deno.test("installing a pack elsewhere reuses its bytecode and compiles only the
   await Deno.remove(home, { recursive: true });
 });
 
-Deno.test("install removes a shipped .pyc with another magic number or without a source, and recompiles", async () => {
+Deno.test("install removes a shipped .pyc with another magic number or without a source, recompiles stale ones and keeps a checked-hash one", async () => {
   const { home, env, pack } = await packed();
   const x = join(home, "x");
   await Deno.mkdir(x);
@@ -119,6 +119,17 @@ Deno.test("install removes a shipped .pyc with another magic number or without a
   await Deno.writeFile(bad, bytes);
   await Deno.writeFile(join(lib, "json", "__pycache__", `gone.${TAG}.pyc`), bytes.subarray(0, 64));
   await Deno.writeFile(join(lib, "lone.pyc"), bytes.subarray(0, 64)); // importable without source
+  // A source newer than its .pyc (stale), and a valid checked-hash .pyc (kept as it is).
+  await Deno.utime(join(lib, "json", "encoder.py"), 1e9, 1e9);
+  const scanner = join(lib, "json", "__pycache__", `scanner.${TAG}.pyc`);
+  const hashed = await run(join(x, "python", "bin", "python3"), [
+    "-c",
+    "import py_compile, sys; py_compile.compile(sys.argv[1], cfile=sys.argv[2], " +
+    "invalidation_mode=py_compile.PycInvalidationMode.CHECKED_HASH)",
+    join(lib, "json", "scanner.py"),
+    scanner,
+  ]);
+  assertEquals(hashed.code, 0, hashed.err);
   const evil = join(home, "evil.tar.gz");
   assertEquals((await run("tar", ["-czf", evil, "-C", x, "python"])).code, 0);
 
@@ -126,11 +137,19 @@ Deno.test("install removes a shipped .pyc with another magic number or without a
   const r = await runCli(["install", evil, "--install-dir", dir, "--no-bin", "--json"], { env });
   assertEquals(r.code, 0, r.stderr);
   const { bytecode } = JSON.parse(r.stdout)[0];
-  assertEquals(bytecode.compiled, 2, "the sysconfig data and the bad-magic decoder");
+  assertEquals(bytecode.compiled, 3, "the sysconfig data, the bad-magic decoder, the encoder");
   assertEquals(bytecode.removed, 2);
   const stdlib = join(dir, KEY, "lib", `python${fx.tag}`);
   const fixed = await Deno.readFile(join(stdlib, "json", "__pycache__", `decoder.${TAG}.pyc`));
   assertEquals(fixed[0], bytes[0] ^ 0xff, "recompiled with the interpreter's magic");
+  const encoder = await Deno.readFile(join(stdlib, "json", "__pycache__", `encoder.${TAG}.pyc`));
+  assertEquals(
+    new DataView(encoder.buffer).getUint32(8, true),
+    1e9,
+    "recompiled for the new mtime",
+  );
+  const kept = await Deno.readFile(join(stdlib, "json", "__pycache__", `scanner.${TAG}.pyc`));
+  assertEquals(kept, await Deno.readFile(scanner), "the checked-hash .pyc was kept as shipped");
   for (const gone of [join("json", "__pycache__", `gone.${TAG}.pyc`), "lone.pyc"]) {
     assert(!(await Deno.lstat(join(stdlib, gone)).then(() => true, () => false)), gone);
   }
