@@ -48,6 +48,11 @@ export interface FeedOptions {
   note?: (message: string) => void;
 }
 
+/** Whether a versions feed is cached (in `feedCacheDir(dir)`), to be merged into the catalog. */
+export async function cachedFeedExists(dir?: string): Promise<boolean> {
+  return await Deno.lstat(join(feedCacheDir(dir), FILE)).then(() => true, () => false);
+}
+
 /** The folder the feed is cached in. */
 export function feedCacheDir(dir?: string): string {
   if (dir) return dir;

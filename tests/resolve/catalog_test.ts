@@ -12,6 +12,7 @@ import {
   toCompact,
 } from "../../src/resolve/catalog.ts";
 import { catalogAgeDays, matching, mirrorUrl, resolve } from "../../src/resolve/match.ts";
+import { embeddedDigests } from "../../src/resolve/catalog_digests.ts";
 import type { Platform } from "../../src/resolve/platform.ts";
 import { parseRequest } from "../../src/resolve/request.ts";
 import { RequestError } from "../../src/resolve/request_error.ts";
@@ -505,4 +506,17 @@ Deno.test("--from-github refuses a digest that contradicts SHA256SUMS", async ()
 Deno.test("parseSha256Sums reads hex digests and file names, ignoring junk", () => {
   const sums = parseSha256Sums(`${SHA("A")}  a.tar.gz\n${SHA("b")} *b.tar.zst\n\nnot a line\n`);
   assert.deepEqual([...sums], [["a.tar.gz", SHA("a")], ["b.tar.zst", SHA("b")]]);
+});
+
+Deno.test("embeddedDigests gives each embedded download's sha256 by its URL's decoded file name", async () => {
+  const { downloads } = await loadCatalog();
+  const expected = new Map<string, string>();
+  for (const { url, sha256 } of downloads) {
+    const name = decodeURIComponent(new URL(url).pathname.split("/").at(-1)!);
+    if (sha256 !== null && !expected.has(name)) expected.set(name, sha256);
+  }
+  const digests = embeddedDigests();
+  assert.ok(digests.size > 1000, `${digests.size} names`);
+  assert.deepEqual(digests, expected);
+  assert.ok([...digests.keys()].some((name) => name.includes("+")), "%2B decoded");
 });
