@@ -99,6 +99,7 @@ export async function runInstall(
       hint: "install them first, then run `pyprime install REQUEST --default` for the default one",
     });
   }
+  const chosenDir = defaultInstallDir(options.installDir);
   const sha256 = options.sha256 === undefined ? undefined : normalizeSha256(options.sha256);
   if (sha256 && sources.length > 1) {
     throw new PyprimeError("--sha256 names one archive, but several sources were given", {
@@ -117,7 +118,7 @@ export async function runInstall(
     },
   });
   const plans = await Promise.all(sources.map((spec) => planner.plan(spec, sha256)));
-  const dir = await prepareInstallDir(defaultInstallDir(options.installDir));
+  const dir = await prepareInstallDir(chosenDir);
   const controller = new AbortController();
   // Signals are caught only once the lock is held: while waiting for it nothing is
   // staged, and the default action (the process ends at once) is what the user wants.

@@ -63,8 +63,9 @@ export async function runFind(
   options: ManageOptions & { resolveLinks?: boolean },
   out: Output,
 ) {
+  const dir = installDir(options.installDir);
   request ??= (await requiredProjectRequests(out))[0];
-  const found = await findInstallations(installDir(options.installDir), request);
+  const found = await findInstallations(dir, request);
   if (found.length === 0) {
     out.error(`No installed Python matches ${JSON.stringify(request)}`, "see `pyprime list`");
     out.jsonData(null);

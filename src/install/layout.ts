@@ -29,6 +29,13 @@ export const LOCK_FILE = ".lock";
  * ```
  */
 export function installDir(flag?: string): string {
+  if (flag === "") {
+    // An empty --install-dir is a mistake (an unset shell variable), not "the default".
+    throw new PyprimeError("--install-dir is empty", {
+      exitCode: 2,
+      hint: "pass a folder, or leave the option out to use the default",
+    });
+  }
   const chosen = flag ?? env("PYPRIME_PYTHON_INSTALL_DIR");
   if (chosen) return resolve(chosen);
   const xdg = env("XDG_DATA_HOME");
@@ -39,7 +46,7 @@ export function installDir(flag?: string): string {
       hint: "pass --install-dir DIR or set PYPRIME_PYTHON_INSTALL_DIR",
     });
   }
-  return join(home, ".local", "share", "pyprime", "python");
+  return join(resolve(home), ".local", "share", "pyprime", "python");
 }
 
 /** Full-layout metadata folders that never belong in an installation. */

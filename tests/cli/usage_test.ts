@@ -53,6 +53,23 @@ Deno.test("usage errors exit 2 with one error line and create no install dir", a
   });
 });
 
+Deno.test("an empty --install-dir is a usage error, and a relative HOME gives an absolute default", async () => {
+  await withHome(async (home) => {
+    for (const args of [["install", "3.12"], ["list"], ["find"], ["dir"], ["uninstall", "--all"]]) {
+      const r = await runCli([...args, "--install-dir", ""], { env: { HOME: home }, cwd: home });
+      assertEquals(r.code, 2, `${args.join(" ")}: ${r.stderr}`);
+      assertMatch(r.stderr, /^error: --install-dir is empty$/m, args.join(" "));
+      assertEquals(await names(home), [], `${args.join(" ")} left files in HOME`);
+    }
+    const r = await runCli(["dir"], { env: { HOME: "rel" }, cwd: home });
+    assertEquals(r.code, 0, r.stderr);
+    assertEquals(
+      r.stdout.trim(),
+      join(await Deno.realPath(home), "rel/.local/share/pyprime/python"),
+    );
+  });
+});
+
 Deno.test("runtime failures exit 1 and a failed install or uninstall creates no install dir", async () => {
   await withHome(async (home, dir) => {
     const cases: [string[], RegExp][] = [
