@@ -27,7 +27,11 @@ interface Timed {
 }
 
 /** Wall time and the peak RSS of the biggest process of the command (getrusage). */
-async function timed(cmd: string[], env: Record<string, string> = {}): Promise<Timed> {
+async function timed(
+  cmd: string[],
+  env: Record<string, string> = {},
+  stdout?: (text: string) => void,
+): Promise<Timed> {
   const out = await new Deno.Command("python3", {
     args: [
       "-c",
@@ -38,9 +42,10 @@ async function timed(cmd: string[], env: Record<string, string> = {}): Promise<T
       ...cmd,
     ],
     env: { PYTHONDONTWRITEBYTECODE: "", PYTHONPATH: "", NO_COLOR: "1", ...env },
-    stdout: "null",
+    stdout: stdout ? "piped" : "null",
     stderr: "piped",
   }).output();
+  stdout?.(new TextDecoder().decode(out.stdout));
   const lines = new TextDecoder().decode(out.stderr).trim().split("\n");
   if (!out.success) throw new Error(`${cmd.join(" ")} failed:\n${lines.join("\n")}`);
   const [seconds, rss] = lines.at(-1)!.split(" ").map(Number);
@@ -137,12 +142,35 @@ export async function benchPack(options: PackBenchOptions): Promise<void> {
 
     log(`installs, ${options.runs} alternating rounds`);
     const dir = join(work, "pythons"), dest = join(work, "dest");
-    const steps: { name: string; prepare: () => Promise<void>; cmd: string[] }[] = [
+    // The pack's install reports its phases (--json): what the rest of its time is.
+    const phases: Record<string, number[]> = {};
+    const phase = (name: string, value: number) => (phases[name] ??= []).push(value);
+    const installed = join(dir, key, "bin", "python3");
+    const steps: {
+      name: string;
+      prepare: () => Promise<void>;
+      cmd: string[];
+      stdout?: (text: string) => void;
+    }[] = [
       {
         name: "pack",
         prepare: () => fresh(dir),
-        cmd: pyprime("install", one.pack, "--install-dir", dir, "--no-bin", "-q"),
+        cmd: pyprime("install", one.pack, "--install-dir", dir, "--no-bin", "-q", "--json"),
+        stdout: (text) => {
+          const [outcome] = JSON.parse(text);
+          phase("extract", outcome.extractSeconds);
+          phase("bytecode", outcome.bytecode.seconds);
+        },
       },
+      // The floor of any pyprime install: Deno's start and one interpreter start (the
+      // probe and the compile of the rewritten sysconfig data each cost one).
+      { name: "start", prepare: async () => {}, cmd: pyprime("--version") },
+      {
+        name: "python",
+        prepare: async () => {},
+        cmd: [installed, "-I", "-S", "-c", "import sysconfig; sysconfig.get_paths()"],
+      },
+      { name: "zstd", prepare: async () => {}, cmd: ["zstd", "-dqf", one.pack, "-o", "/dev/null"] },
       {
         name: "tar",
         prepare: () => fresh(dest),
@@ -169,11 +197,29 @@ export async function benchPack(options: PackBenchOptions): Promise<void> {
     for (let i = 0; i < options.runs; i++) {
       for (const step of steps) {
         await step.prepare();
-        (samples[step.name] ??= []).push((await timed(step.cmd)).seconds);
+        (samples[step.name] ??= []).push((await timed(step.cmd, {}, step.stdout)).seconds);
       }
     }
-    const [pack, tar, original, compileall] = steps.map((s) => median(samples[s.name]));
+    const [pack, start, python, zstd, tar, original, compileall] = steps.map((s) =>
+      median(samples[s.name])
+    );
     const ratio = (a: number, b: number) => `${(a / b).toFixed(2)}×`;
+    const extract = median(phases.extract), bytecode = median(phases.bytecode);
+    row(
+      "install of the pack: extraction (s) vs zstd -d of it",
+      extract.toFixed(3),
+      zstd.toFixed(3),
+      ratio(extract, zstd),
+    );
+    row("install of the pack: bytecode step (s)", bytecode.toFixed(3), "", "");
+    row("pyprime --version (s): Deno's start", start.toFixed(3), "", "");
+    row("one start of the installed python3 -I -S (s)", python.toFixed(3), "", "");
+    row(
+      "floor: start + extraction + 2 python starts (s) vs tar -x",
+      (start + extract + 2 * python).toFixed(3),
+      tar.toFixed(3),
+      ratio(start + extract + 2 * python, tar),
+    );
     row(
       "install (s): the pack vs tar --zstd -xf of it",
       pack.toFixed(3),

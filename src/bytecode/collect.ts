@@ -22,11 +22,15 @@ export interface Collected {
   pycs: string[];
 }
 
-/** Walks the roots; sync calls because they are several times cheaper than async ones here. */
+/**
+ * Walks the roots; sync calls because they are several times cheaper than async ones
+ * here. Sources in `current` (bytecode already found current) get size 0 unread.
+ */
 export function collectSources(
   roots: string[],
   exclude: RegExp[],
   bytecode = false,
+  current?: ReadonlySet<string>,
 ): Collected {
   const out: Collected = { sources: [], unsendable: [], skipped: 0, pycs: [] };
   const seen = new Set<string>();
@@ -57,7 +61,8 @@ export function collectSources(
         out.pycs.push(path);
       } else if (entry.name.endsWith(".py")) {
         if (excluded(path) || !entry.isFile) out.skipped++;
-        else add(path, sizeOf(path));
+        // Sizes order the work; a source known current is not sent, so no lstat.
+        else add(path, current?.has(path) ? 0 : sizeOf(path));
       }
     }
   };

@@ -79,18 +79,20 @@ export async function compileTree(options: CompileOptions): Promise<CompileRepor
   // Workers boot while the tree is walked: the walk is about as long as a start-up.
   const pool = new Pool(python, settings, options);
   try {
-    pool.spawn(settings.jobs);
     const reuse = options.action === "reuse";
-    const collected = collectSources(options.roots, options.exclude ?? [], reuse);
+    const current = reuse ? options.current : undefined;
+    // A pack's install sends a few files: one worker, more only if the walk finds work.
+    pool.spawn(current ? 1 : settings.jobs);
+    const collected = collectSources(options.roots, options.exclude ?? [], reuse, current);
     const failed = collected.unsendable.map((path) => ({
       path,
       error: "path contains a newline, which the worker protocol cannot carry",
     }));
     if (options.testHooks?.reverse) collected.sources.reverse();
-    const current = reuse ? options.current : undefined;
     const send = current
       ? collected.sources.filter((s) => !current.has(s.path))
       : collected.sources;
+    if (current && send.length > PIPELINE_DEPTH) pool.spawn(settings.jobs - 1);
     const results = await pool.run(send);
     failed.push(...results.failed);
     const files = collected.sources.length + collected.unsendable.length;
