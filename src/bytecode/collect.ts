@@ -117,16 +117,18 @@ export function orphanPycs(pycs: string[], sources: Iterable<string>): string[] 
 
 /** Removes the `.pyc` no source owns (action `reuse`); returns how many. */
 export function removeOrphans(pycs: string[], sources: Source[]): number {
-  const orphans = orphanPycs(pycs, sources.map((s) => s.path));
-  for (const path of orphans) {
+  let removed = 0;
+  for (const path of orphanPycs(pycs, sources.map((s) => s.path))) {
     try {
       Deno.removeSync(path);
+      removed++;
     } catch (err) {
+      // Already gone: a worker removed it as stale; it is not counted twice.
       if (err instanceof Deno.errors.NotFound) continue;
       throw new CompileError(`Cannot remove ${path}: ${(err as Error).message}`, { cause: err });
     }
   }
-  return orphans.length;
+  return removed;
 }
 
 /** A CompileError for a failed filesystem call, explaining paths Deno refuses. */

@@ -1,6 +1,6 @@
 /**
- * The bytecode an archive ships, checked from what the extraction saw: each `.py`'s
- * size and mtime and each `__pycache__/*.pyc`'s 16-byte header. A source whose every
+ * The bytecode an archive ships, checked from what the extraction saw (each
+ * `__pycache__/*.pyc`'s 16-byte header) and each source's stat. A source whose every
  * `.pyc` is this interpreter's and current in timestamp mode needs no worker at all;
  * anything else (hash-based `.pyc`, links, a foreign or stale `.pyc`, a header the
  * extraction did not see whole) is left to the worker's `reuse` check, which
@@ -14,9 +14,6 @@
 export interface ShippedFile {
   /** `file` for a regular file; links are never found current. */
   kind: string;
-  size: number;
-  /** The mtime set from the archive, when it had a valid one. */
-  mtime?: Date;
   /** The first bytes, 16 when the extraction saw them whole. */
   head?: Uint8Array;
 }
@@ -33,12 +30,20 @@ export interface ShippedCheck {
   levels: number[];
   /** Relative paths of sources changed after extraction (their `.pyc` are stale). */
   changed: string[];
+  /**
+   * Stats a source by absolute path; default `Deno.lstatSync`. The file system's word,
+   * not the archive's: one with 32-bit times clamps an mtime after 2038.
+   */
+  stat?: (path: string) => SourceStat | undefined;
 }
 
-/** Stems a `__pycache__` name may belong to, as the worker's `_remove_foreign` reads it. */
+/**
+ * Stems a `__pycache__` name belongs to as the worker's `_remove_foreign` reads it:
+ * `<stem>.<x>.pyc`, `<stem>.<x>.opt-<y>.pyc`, and `<stem>.pyc` itself.
+ */
 function stemsOf(name: string): string[] {
   const base = name.slice(0, -".pyc".length);
-  const out: string[] = [];
+  const out = [base];
   const dot = base.lastIndexOf(".");
   if (dot > 0) out.push(base.slice(0, dot));
   const opt = /^(.+)\.[^.]+\.opt-[^.]*$/.exec(base);
@@ -46,17 +51,31 @@ function stemsOf(name: string): string[] {
   return out;
 }
 
-/** Whether a `.pyc` header is current for `source` in timestamp mode. */
-function currentHeader(head: Uint8Array, magic: string, source: ShippedFile): boolean {
-  if (head.length < 16 || source.mtime === undefined) return false;
-  const seconds = source.mtime.getTime() / 1000;
+/** What importlib compares a `.pyc` header with: the source's stat on disk. */
+export interface SourceStat {
+  mtime: Date | null;
+  size: number;
+}
+
+function lstat(path: string): SourceStat | undefined {
+  try {
+    return Deno.lstatSync(path);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Whether a `.pyc` header is current in timestamp mode for a source with stat `st`. */
+function currentHeader(head: Uint8Array, magic: string, st: SourceStat | undefined): boolean {
+  if (head.length < 16 || !st?.mtime) return false;
+  const seconds = st.mtime.getTime() / 1000;
   if (!(seconds >= 0) || seconds > 0xFFFFFFFF) return false;
   const view = new DataView(head.buffer, head.byteOffset, 16);
   let hex = "";
   for (let i = 0; i < 4; i++) hex += head[i].toString(16).padStart(2, "0");
   return hex === magic && view.getUint32(4, true) === 0 &&
     view.getUint32(8, true) === Math.trunc(seconds) &&
-    view.getUint32(12, true) === source.size % 2 ** 32;
+    view.getUint32(12, true) === st.size % 2 ** 32;
 }
 
 /**
@@ -91,6 +110,7 @@ export function currentSources(
     }
   }
   const changed = new Set(check.changed);
+  const stat = check.stat ?? lstat;
   for (const [rel, source] of shipped) {
     if (!rel.endsWith(".py") || source.kind !== "file" || changed.has(rel)) continue;
     const slash = rel.lastIndexOf("/");
@@ -98,14 +118,16 @@ export function currentSources(
     const cache = `${rel.slice(0, slash + 1)}__pycache__/`;
     const own = (level: number) => `${stem}.${check.tag}${level ? `.opt-${level}` : ""}.pyc`;
     const names = owned.get(rel.slice(0, -".py".length)) ?? [];
-    const ok = check.levels.every((level) => names.includes(own(level))) &&
-      names.every((name) => {
-        if (![0, 1, 2].some((level) => own(level) === name)) return false;
-        const pyc = shipped.get(cache + name);
-        return pyc?.kind === "file" && pyc.head !== undefined &&
-          currentHeader(pyc.head, check.magic, source);
-      });
-    if (ok) current.add(`${check.root}/${rel}`);
+    if (!check.levels.every((level) => names.includes(own(level)))) continue;
+    if (!names.every((name) => [0, 1, 2].some((level) => own(level) === name))) continue;
+    const path = `${check.root}/${rel}`;
+    const st = stat(path);
+    const ok = names.every((name) => {
+      const pyc = shipped.get(cache + name);
+      return pyc?.kind === "file" && pyc.head !== undefined &&
+        currentHeader(pyc.head, check.magic, st);
+    });
+    if (ok) current.add(path);
   }
   return current;
 }

@@ -82,12 +82,16 @@ def _check(worker, path, verify, update=False):
     return "ok"
 
 def _remove_foreign(path):
-    """Removes .pyc of the same source for other interpreters (another cache tag)."""
+    """Removes .pyc of the same source for other interpreters (another cache tag),
+    but never the own .pyc of another source beside it: a.cpython-312.pyc is a.py's,
+    though it also reads as a foreign name of a.cpython-312.py."""
     cfile = _ext.cache_from_source(path)
     cut = max(cfile.rfind("/"), cfile.rfind("\\"))
     directory = cfile[:cut]
-    stem = path[max(path.rfind("/"), path.rfind("\\")) + 1:-3] + "."
+    parent = path[:max(path.rfind("/"), path.rfind("\\")) + 1]
+    stem = path[len(parent):-3] + "."
     own = set(_ext.cache_from_source(path, optimization=o)[cut + 1:] for o in ("", 1, 2))
+    tag = cfile[cut + 1 + len(stem):-4]
     try:
         names = _os.listdir(directory)
     except OSError:
@@ -96,6 +100,18 @@ def _remove_foreign(path):
         if not (name.startswith(stem) and name.endswith(".pyc")) or name in own:
             continue
         parts = name[len(stem):-4].split(".")
-        if len(parts) == 1 or (len(parts) == 2 and parts[1][:4] == "opt-"):
-            _os.unlink(directory + "/" + name)
+        if not (len(parts) == 1 or (len(parts) == 2 and parts[1][:4] == "opt-")):
+            continue
+        owner = None
+        for level in ("", ".opt-1", ".opt-2"):
+            suffix = "." + tag + level + ".pyc"
+            if name.endswith(suffix) and len(name) > len(suffix):
+                owner = parent + name[:-len(suffix)] + ".py"
+        if owner is not None and owner != path:
+            try:
+                if _os.stat(owner).st_mode & _S_IFMT == _S_IFREG:
+                    continue
+            except OSError:
+                pass
+        _os.unlink(directory + "/" + name)
 `;

@@ -57,8 +57,6 @@ export interface WrittenPath {
   kind: "file" | "hardlink" | "symlink";
   /** The body's size (a hard link's target's size; 0 for a link). */
   size: number;
-  /** A regular file's mtime as set from the header, when it had a valid one. */
-  mtime?: Date;
   /** The first bytes of a regular file: 16, or fewer when it or its first read is shorter. */
   head?: Uint8Array;
 }
@@ -253,8 +251,7 @@ class Extraction {
     this.result.files++;
     this.result.bytes += size;
     this.#onFile?.(rel, size);
-    const mtime = validDate(header.mtime) ? header.mtime : undefined;
-    this.#onPath?.(rel, { kind: "file", size, mtime, head });
+    this.#onPath?.(rel, { kind: "file", size, head });
   }
 
   /**

@@ -225,6 +225,31 @@ Deno.test("compileTree reports syntax errors as failures, not as errors", async 
   }
 });
 
+Deno.test("compileTree reuse keeps a.py's own .pyc when a.<tag>.py makes it look foreign", async () => {
+  const root = await tempDir();
+  try {
+    // a.<tag>.pyc is a.py's own; for the source a.<tag>.py it reads as another tag's.
+    await writeTree(root, { "a.py": "A = 1\n", [`a.${TAG}.py`]: "B = 2\n" });
+    const compiled = await compileTree({ python: PYTHON, roots: [root] });
+    assert.equal(compiled.compiled, 2);
+    const own = join(root, "__pycache__", `a.${TAG}.pyc`);
+    const before = await Deno.readFile(own);
+    for (const reverse of [false, true]) {
+      const report = await compileTree({
+        python: PYTHON,
+        roots: [root],
+        action: "reuse",
+        jobs: 1,
+        testHooks: { reverse },
+      });
+      assert.equal(report.reused, 2, `reverse ${reverse}`);
+      assert.deepEqual(await Deno.readFile(own), before, `reverse ${reverse}`);
+    }
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
 Deno.test("compileTree skips folders and files matching exclude", async () => {
   const { root, report } = await compileCrafted({ exclude: [/\/skipme\//, /warn\.py$/] });
   try {

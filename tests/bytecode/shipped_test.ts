@@ -28,11 +28,15 @@ function header(
   return head;
 }
 
-const source = (size = 100, mtime = MTIME): ShippedFile => ({ kind: "file", size, mtime });
-const pyc = (head: Uint8Array): ShippedFile => ({ kind: "file", size: 500, head });
+/** A shipped source, and what the file system says of it (size, mtime). */
+type Source = ShippedFile & { size: number; mtime: Date | null };
+const source = (size = 100, mtime: Date | null = MTIME): Source => ({ kind: "file", size, mtime });
+const pyc = (head: Uint8Array): ShippedFile => ({ kind: "file", head });
 
 function check(shipped: Map<string, ShippedFile>, levels = [0], changed: string[] = []) {
-  return currentSources(shipped, { root: "/r", magic: MAGIC, tag: TAG, levels, changed });
+  // The sources' stat comes from the map here; the default is lstat of the real file.
+  const stat = (path: string) => shipped.get(path.slice("/r/".length)) as Source | undefined;
+  return currentSources(shipped, { root: "/r", magic: MAGIC, tag: TAG, levels, changed, stat });
 }
 
 Deno.test("currentSources vouches for a source whose .pyc has this magic, its mtime and its size", () => {
@@ -52,8 +56,8 @@ Deno.test("currentSources leaves a source to the worker when its .pyc is stale, 
     ["another mtime", pyc(header({ size: 100, mtime: new Date(MTIME.getTime() + 1000) }))],
     ["a hash-based .pyc", pyc(header({ flags: 1, size: 100 }))],
     ["a short header", pyc(header({ size: 100 }).slice(0, 12))],
-    ["no header seen", { kind: "file", size: 500 }],
-    ["a link", { kind: "symlink", size: 0 }],
+    ["no header seen", { kind: "file" }],
+    ["a link", { kind: "symlink" }],
   ];
   for (const [what, file] of cases) {
     const shipped = new Map([["a.py", source()], [`__pycache__/a.${TAG}.pyc`, file]]);
@@ -86,8 +90,52 @@ Deno.test("currentSources wants every level asked for, and none for a source the
   assert.deepEqual(check(shipped, [0, 1]), new Set(["/r/a.py"]));
   assert.deepEqual(check(shipped, [0, 1, 2]), new Set(), "no opt-2 .pyc");
   assert.deepEqual(check(shipped, [0], ["a.py"]), new Set(), "rewritten after extraction");
-  const noMtime = new Map([["a.py", { kind: "file", size: 100 }], ...[...shipped].slice(1)]);
-  assert.deepEqual(check(noMtime), new Set(), "a source without an archive mtime");
+  const noMtime = new Map([["a.py", source(100, null)], ...[...shipped].slice(1)]);
+  assert.deepEqual(check(noMtime), new Set(), "a source whose mtime cannot be read");
+});
+
+Deno.test("currentSources judges by the source's stat on disk, not the archive's mtime", () => {
+  // The archive says 2038-01-19T03:30:00Z; a file system with 32-bit times keeps 2^31 - 1.
+  const late = new Date((2 ** 31 + 1000) * 1000);
+  const shipped = new Map([
+    ["a.py", source()],
+    [`__pycache__/a.${TAG}.pyc`, pyc(header({ size: 100, mtime: late }))],
+  ]);
+  const clamped = () => ({ size: 100, mtime: new Date((2 ** 31 - 1) * 1000) });
+  assert.deepEqual(
+    currentSources(shipped, {
+      root: "/r",
+      magic: MAGIC,
+      tag: TAG,
+      levels: [0],
+      changed: [],
+      stat: clamped,
+    }),
+    new Set(),
+  );
+  const kept = () => ({ size: 100, mtime: late });
+  assert.deepEqual(
+    currentSources(shipped, {
+      root: "/r",
+      magic: MAGIC,
+      tag: TAG,
+      levels: [0],
+      changed: [],
+      stat: kept,
+    }),
+    new Set(["/r/a.py"]),
+  );
+});
+
+Deno.test("currentSources sends a source whose stem makes another's .pyc look foreign, and keeps that one", () => {
+  // a.cpython-312.pyc is a.py's own; for a.cpython-312.py it reads as a foreign name.
+  const shipped = new Map([
+    ["a.py", source()],
+    [`__pycache__/a.${TAG}.pyc`, pyc(header({ size: 100 }))],
+    [`a.${TAG}.py`, source()],
+    [`__pycache__/a.${TAG}.${TAG}.pyc`, pyc(header({ size: 100 }))],
+  ]);
+  assert.deepEqual(check(shipped), new Set(["/r/a.py"]));
 });
 
 Deno.test("currentSources vouches for nothing when the interpreter's magic or tag is malformed", () => {
