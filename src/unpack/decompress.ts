@@ -170,6 +170,23 @@ function replay(
 }
 
 /**
+ * Deno 2.9's zstd decompressor reports corrupt data (a flipped byte, a bad checksum)
+ * by throwing from a later tick instead of emitting 'error': the error would end the
+ * process uncaught and leave the staging folder behind, and the pending write would
+ * never settle. While a transform is open, such an uncaught error is taken back and
+ * given to the transform that wrote last (the throw follows that write's processing).
+ */
+let lastWriter: ((error: Error) => void) | undefined;
+let openTransforms = 0;
+function reclaimZstdError(event: ErrorEvent): void {
+  const error = event.error;
+  if (!(error instanceof Error) || !/^Zstd decompress error/.test(error.message)) return;
+  if (lastWriter === undefined) return;
+  event.preventDefault();
+  lastWriter(error);
+}
+
+/**
  * Wraps a Node.js zlib transform as a web stream pair with back-pressure in both
  * directions: writes wait for 'drain', and the transform is paused whenever the
  * readable side is full, so a small archive that decompresses to gigabytes (a
@@ -180,6 +197,18 @@ export function nodeTransform(
 ): { writable: WritableStream<Uint8Array>; readable: ReadableStream<Uint8Array> } {
   let failure: Error | undefined;
   let ended = false;
+  let open = true;
+  if (openTransforms++ === 0) globalThis.addEventListener("error", reclaimZstdError);
+  const fail = (error: Error) => t.destroy(error);
+  const closed = () => {
+    if (!open) return;
+    open = false;
+    if (lastWriter === fail) lastWriter = undefined;
+    if (--openTransforms === 0) globalThis.removeEventListener("error", reclaimZstdError);
+  };
+  t.on("close", closed);
+  t.on("end", closed);
+  t.on("error", closed);
   // zlib reports a bad CRC or a corrupt frame as an 'error' event and may never call
   // a pending write callback or emit 'drain': every waiter must be rejected here.
   const waiting = new Set<(err: Error) => void>();
@@ -234,6 +263,7 @@ export function nodeTransform(
     write(chunk) {
       if (ended) return;
       return wait((resolve) => {
+        lastWriter = fail;
         if (t.write(chunk)) resolve();
         else t.once("drain", resolve);
       });

@@ -60,6 +60,24 @@ Deno.test("decompress surfaces a bad gzip CRC and a corrupt zstd frame as stream
   await assertStrict.rejects(collect(corrupt.stream));
 });
 
+Deno.test("decompress rejects a flipped byte anywhere in a zstd stream, its checksum included", async () => {
+  // Deno 2.9's decompressor throws most of these from a later tick instead of emitting
+  // 'error': uncaught, they ended the process and left the staging folder behind.
+  const data = new Uint8Array(4 * 1024 * 1024).map((_, i) => (i * 2654435761) >>> 24);
+  const zst = new Uint8Array(zlib.zstdCompressSync(data, {
+    params: { [zlib.constants.ZSTD_c_checksumFlag]: 1 },
+  }));
+  for (const at of [100, zst.length >> 1, zst.length - 1000, zst.length - 10, zst.length - 2]) {
+    const bytes = zst.slice();
+    bytes[at] ^= 0xff;
+    const out = await decompress(streamOf(bytes, 64 * 1024), "flipped.tar.zst");
+    await assertStrict.rejects(collect(out.stream), /zstd/i, `byte ${at}`);
+  }
+  // And a good stream still reads after the corrupt ones.
+  const good = await decompress(streamOf(zst, 64 * 1024), "good.tar.zst");
+  assertEquals((await collect(good.stream)).length, data.length);
+});
+
 Deno.test("sniffFormat treats unknown bytes as tar", () => {
   assertEquals(sniffFormat(new Uint8Array([1, 2, 3])), "tar");
   assertEquals(sniffFormat(new Uint8Array([0x1f, 0x8b])), "gzip");
