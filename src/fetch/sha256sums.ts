@@ -72,11 +72,42 @@ export async function sha256SumsBeside(
   const isUrl = /^https?:\/\//i.test(location);
   const path = /^file:\/\//i.test(location) ? fileURLToPath(location) : location;
   const where = isUrl ? new URL(SUMS_NAME, location).href : join(dirname(path), SUMS_NAME);
-  const shown = redactUrl(where);
+  const { sums, ...file } = await readSha256Sums(where, options);
+  if (sums === undefined) return file;
+  const sha256 = sums.get(name);
+  return sha256 === undefined
+    ? { where: file.where, missing: `it does not list ${name}` }
+    : { where: file.where, sha256 };
+}
+
+/** A `SHA256SUMS` file read whole, or why there is none. */
+export interface SumsFile {
+  /** Where it was read (a path, or a URL without credentials). */
+  where: string;
+  /** Its digests by file name, when it could be read. */
+  sums?: Map<string, string>;
+  /** Why there is none: no such file, offline, a status… */
+  missing?: string;
+}
+
+/**
+ * Reads the `SHA256SUMS` at `where` (a path, or an `http(s)://`/`file://` URL): a
+ * missing file, a status or `offline` for a URL is `missing`; a server that cannot be
+ * reached or trusted, or a malformed file, throws.
+ *
+ * @example
+ * ```ts
+ * const { sums } = await readSha256Sums("file:///srv/packs/SHA256SUMS", {});
+ * ```
+ */
+export async function readSha256Sums(where: string, options: DownloadOptions): Promise<SumsFile> {
+  const isUrl = /^https?:\/\//i.test(where);
+  const path = /^file:\/\//i.test(where) ? fileURLToPath(where) : where;
+  const shown = redactUrl(isUrl ? where : path);
   if (isUrl && options.offline) return { where: shown, missing: "offline mode" };
   let text: string | undefined;
   try {
-    text = isUrl ? await readUrl(where, options) : await readFile(where);
+    text = isUrl ? await readUrl(where, options) : await readFile(path);
   } catch (error) {
     // A status (403, 500 after retries) means "no SHA256SUMS to be had"; a server that
     // cannot be reached or trusted serves the archive no better: that error stands.
@@ -84,10 +115,7 @@ export async function sha256SumsBeside(
     return { where: shown, missing: describeError(error) };
   }
   if (text === undefined) return { where: shown, missing: "no such file" };
-  const sha256 = parseSha256Sums(text, shown).get(name);
-  return sha256 === undefined
-    ? { where: shown, missing: `it does not list ${name}` }
-    : { where: shown, sha256 };
+  return { where: shown, sums: parseSha256Sums(text, shown) };
 }
 
 function tooLarge(where: string): PyprimeError {

@@ -8,7 +8,8 @@
 import { basename } from "node:path";
 import { type Catalog, CatalogError, type Download } from "./catalog.ts";
 import { embeddedDigests } from "./catalog_digests.ts";
-import { downloadUrls, mirrorBase, resolve } from "./match.ts";
+import { downloadUrls, matching, mirrorBase, resolve } from "./match.ts";
+import { packsOf } from "./packs.ts";
 import { openUrl } from "../fetch/download.ts";
 import { NetworkError } from "../fetch/network_error.ts";
 import type { ArchiveSource } from "../fetch/source.ts";
@@ -19,7 +20,7 @@ import { parseRequest, type PythonRequest } from "./request.ts";
 import { openFile, openStdin } from "../fetch/source.ts";
 import { type DownloadTuning, downloadTuningFromEnv } from "../fetch/tuning.ts";
 import { redactUrl } from "../fetch/network_error.ts";
-import { sha256SumsBeside } from "../fetch/sha256sums.ts";
+import { readSha256Sums, sha256SumsBeside, SUMS_NAME } from "../fetch/sha256sums.ts";
 import { PyprimeError } from "../errors.ts";
 
 function definedOnly<T extends object>(value: T | undefined): Partial<T> {
@@ -112,6 +113,7 @@ function urlFileName(url: string): string {
 /** Lazily loaded catalog and platform, shared by the plans of one command. */
 export class Planner {
   #catalog?: Promise<Catalog>;
+  #packs?: Promise<Download[]>;
   #digests?: Promise<Map<string, string>>;
   #platform?: Promise<Platform>;
   #host?: Promise<Platform>;
@@ -129,6 +131,26 @@ export class Planner {
   /** The catalog in force (embedded unless `--catalog`); `--offline` refuses an http(s) one. */
   catalog(): Promise<Catalog> {
     return this.#catalog ??= this.#loadCatalog();
+  }
+
+  /**
+   * The packs the `--mirror` folders list in their `SHA256SUMS` (`pyprime pack`'s
+   * names), first mirror first; a mirror without one (a PBS-layout mirror keeps one
+   * per release folder) lists none.
+   */
+  #mirrorPacks(): Promise<Download[]> {
+    return this.#packs ??= (async () => {
+      const bases = [this.settings.mirror ?? []].flat().filter((m) => m !== "").map(mirrorBase);
+      const found: Download[] = [];
+      for (const base of bases) {
+        const { sums } = await readSha256Sums(`${base}/${SUMS_NAME}`, {
+          ...this.#download,
+          offline: this.settings.offline,
+        });
+        if (sums) found.push(...packsOf(sums, base));
+      }
+      return found;
+    })();
   }
 
   #loadCatalog(): Promise<Catalog> {
@@ -256,12 +278,26 @@ export class Planner {
         };
       }
       default: {
-        const download = resolve(await this.catalog(), request, await this.platform(), {
-          prereleases: this.settings.prereleases,
-        });
-        const urls = downloadUrls(download, this.settings.mirror);
+        const platform = await this.platform();
+        const options = { prereleases: this.settings.prereleases };
+        // A pack in a --mirror folder answers the request before the catalog does.
+        const packs = await this.#mirrorPacks();
+        const pack = packs.length === 0 ? undefined : matching(
+          { source: "--mirror", downloads: packs, newestBuild: "" },
+          request,
+          platform,
+          options,
+        )[0];
+        const download = pack ?? resolve(await this.catalog(), request, platform, options);
+        const urls = pack ? [pack.url] : downloadUrls(download, this.settings.mirror);
         const expected = once(() =>
-          this.#expect(sha256, urlFileName(urls[0]), urls[0], download.sha256 ?? undefined)
+          pack
+            ? Promise.resolve<Expected>(
+              sha256
+                ? { sha256, verified: "option" }
+                : { sha256: pack.sha256!, verified: "sha256sums" },
+            )
+            : this.#expect(sha256, urlFileName(urls[0]), urls[0], download.sha256 ?? undefined)
         );
         return {
           spec,

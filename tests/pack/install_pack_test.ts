@@ -7,6 +7,7 @@ import { assert, assertEquals, assertMatch } from "../support/assert.ts";
 import { join } from "node:path";
 import { runCli } from "../support/cli.ts";
 import { startFaultServer } from "../support/fault_server.ts";
+import { startNginx } from "../support/nginx.ts";
 import { fixtures } from "../support/fixtures.ts";
 
 const fx = await fixtures();
@@ -204,5 +205,57 @@ Deno.test("a pack installs from standard input, from a URL and from a folder of 
     { env },
   );
   assertEquals(fromFolder.code, 0, fromFolder.stderr);
+  await Deno.remove(home, { recursive: true });
+});
+
+Deno.test("a version request with --mirror installs the folder's pack its SHA256SUMS lists, from disk or nginx", async () => {
+  const { home, env, pack, packs, sha256 } = await packed();
+  const install = (mirror: string, dir: string, request = fx.tag, extra: string[] = []) =>
+    runCli(
+      [
+        "install",
+        request,
+        "--mirror",
+        mirror,
+        "--install-dir",
+        join(home, dir),
+        "--no-bin",
+        ...extra,
+      ],
+      { env },
+    );
+  // Offline and with --require-hashes: the folder alone answers, its SHA256SUMS vouches.
+  const local = await install(packs, "a", fx.tag, ["--offline", "--require-hashes", "--json"]);
+  assertEquals(local.code, 0, local.stderr);
+  const [outcome] = JSON.parse(local.stdout);
+  assertEquals([outcome.key, outcome.sha256, outcome.verified], [KEY, sha256, "sha256sums"]);
+  assert(outcome.bytecode.reused > 0, "the pack's bytecode was kept");
+  assertEquals((await Deno.readTextFile(join(home, "a", KEY, "BUILD"))).split("\n")[0], "local");
+
+  const nginx = await startNginx({ root: packs });
+  try {
+    const served = await install(nginx.url, "b", `cpython-${fx.version}`, ["--require-hashes"]);
+    assertEquals(served.code, 0, served.stderr);
+    assertMatch(served.stderr, /^Bytecode reused /m);
+    const uris = (await nginx.requests()).map((r) => `${r.method} ${r.uri} ${r.status}`);
+    assertEquals(uris, [
+      "GET /SHA256SUMS 200",
+      `GET /${encodeURIComponent(PACK)} 200`,
+    ]);
+  } finally {
+    await nginx.stop();
+  }
+
+  // Another archive under the pack's name no longer matches its line: refused, and
+  // nothing is installed.
+  await Deno.copyFile(fx.zst, pack);
+  const tampered = await install(packs, "c", fx.tag, ["--offline"]);
+  assertEquals(tampered.code, 1, tampered.stderr);
+  assertMatch(tampered.stderr, new RegExp(`^error: .*${sha256}`, "m"));
+  assertEquals(await Deno.lstat(join(home, "c", KEY)).then(() => true, () => false), false);
+  // A request no pack answers goes to the catalog, through the mirror's PBS layout.
+  const other = await install(packs, "d", "3.8", ["--offline"]);
+  assertEquals(other.code, 1, other.stderr);
+  assertMatch(other.stderr, new RegExp(`Cannot read ${packs}/\\d{8}/cpython-3\\.8\\.`));
   await Deno.remove(home, { recursive: true });
 });
