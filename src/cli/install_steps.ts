@@ -61,7 +61,7 @@ export async function compileStaged(
     // keeps their size and mtime, so a timestamp .pyc would look current: drop them.
     const reuse = staged.pycEntries > 0;
     if (reuse) await removeBytecodeOf(staged.staging, staged.rewritten);
-    // Shipped .pyc whose headers were current as extracted need no worker.
+    // Sources whose shipped .pyc headers match them on disk need no worker.
     const current = reuse && staged.info.magic && staged.info.cache_tag
       ? currentSources(staged.shipped, {
         root: staged.staging,
