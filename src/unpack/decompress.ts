@@ -173,17 +173,20 @@ function replay(
  * Deno 2.9's zstd decompressor reports corrupt data (a flipped byte, a bad checksum)
  * by throwing from a later tick instead of emitting 'error': the error would end the
  * process uncaught and leave the staging folder behind, and the pending write would
- * never settle. While a transform is open, such an uncaught error is taken back and
- * given to the transform that wrote last (the throw follows that write's processing).
+ * never settle. So writes to the transforms of this module take turns (one chunk in
+ * processing at a time, process-wide: the processing is synchronous on this thread
+ * anyway), and such an uncaught error is taken back and given to the transform whose
+ * turn it is. Several archives staged at once then never get each other's errors.
  */
-let lastWriter: ((error: Error) => void) | undefined;
+let turnHolder: ((error: Error) => void) | undefined;
+let turns: Promise<void> = Promise.resolve();
 let openTransforms = 0;
 function reclaimZstdError(event: ErrorEvent): void {
   const error = event.error;
   if (!(error instanceof Error) || !/^Zstd decompress error/.test(error.message)) return;
-  if (lastWriter === undefined) return;
+  if (turnHolder === undefined) return;
   event.preventDefault();
-  lastWriter(error);
+  turnHolder(error);
 }
 
 /**
@@ -200,18 +203,18 @@ export function nodeTransform(
   let open = true;
   if (openTransforms++ === 0) globalThis.addEventListener("error", reclaimZstdError);
   const fail = (error: Error) => t.destroy(error);
+  // zlib reports a bad CRC or a corrupt frame as an 'error' event and may never call
+  // a pending write callback: every waiter is settled when the transform ends, fails
+  // or closes, so that no turn is held forever.
+  const waiting = new Set<(err?: Error) => void>();
   const closed = () => {
+    for (const settle of [...waiting]) settle(failure);
     if (!open) return;
     open = false;
-    if (lastWriter === fail) lastWriter = undefined;
     if (--openTransforms === 0) globalThis.removeEventListener("error", reclaimZstdError);
   };
   t.on("close", closed);
   t.on("end", closed);
-  t.on("error", closed);
-  // zlib reports a bad CRC or a corrupt frame as an 'error' event and may never call
-  // a pending write callback or emit 'drain': every waiter must be rejected here.
-  const waiting = new Set<(err: Error) => void>();
   let out!: ReadableStreamDefaultController<Uint8Array>;
   const readable = new ReadableStream<Uint8Array>({
     start(controller) {
@@ -244,29 +247,28 @@ export function nodeTransform(
     failure = err;
     if (!done) out.error(err);
     done = true;
-    for (const fail of [...waiting]) fail(err);
+    closed();
   });
-  const wait = (start: (resolve: () => void) => void) =>
+  /** Writes `chunk` in this transform's turn; settles once zlib has processed it. */
+  const write = (chunk: Uint8Array) =>
     new Promise<void>((resolve, reject) => {
       if (failure) return reject(failure);
-      const fail = (err: Error) => {
-        waiting.delete(fail);
-        reject(err);
+      if (ended || !open) return resolve();
+      const settle = (err?: Error) => {
+        if (!waiting.delete(settle)) return;
+        if (turnHolder === fail) turnHolder = undefined;
+        err ? reject(err) : resolve();
       };
-      waiting.add(fail);
-      start(() => {
-        waiting.delete(fail);
-        failure ? reject(failure) : resolve();
-      });
+      waiting.add(settle);
+      turnHolder = fail;
+      t.write(chunk, (err?: Error | null) => settle(err ?? failure));
     });
   const writable = new WritableStream<Uint8Array>({
     write(chunk) {
       if (ended) return;
-      return wait((resolve) => {
-        lastWriter = fail;
-        if (t.write(chunk)) resolve();
-        else t.once("drain", resolve);
-      });
+      const turn = turns.then(() => write(chunk));
+      turns = turn.catch(() => {});
+      return turn;
     },
     close() {
       if (!ended) t.end();

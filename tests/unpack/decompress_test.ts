@@ -78,6 +78,26 @@ Deno.test("decompress rejects a flipped byte anywhere in a zstd stream, its chec
   assertEquals((await collect(good.stream)).length, data.length);
 });
 
+Deno.test("two zstd streams read at once each get their own error or bytes", async () => {
+  // The reclaimed error must reach the stream that failed, not the one that wrote last:
+  // handed to the other one, the failed stream's write never settled (a hang).
+  const data = new Uint8Array(8 * 1024 * 1024).map((_, i) => (i * 2654435761) >>> 24);
+  const zst = new Uint8Array(zlib.zstdCompressSync(data, {
+    params: { [zlib.constants.ZSTD_c_checksumFlag]: 1 },
+  }));
+  for (let round = 0; round < 5; round++) {
+    const bad = zst.slice();
+    bad[(zst.length >> 1) + round * 97] ^= 0xff;
+    const [a, b] = await Promise.all([
+      decompress(streamOf(bad, 16 * 1024), "bad.tar.zst"),
+      decompress(streamOf(zst, 16 * 1024), "good.tar.zst"),
+    ]);
+    const [badRead, goodRead] = await Promise.allSettled([collect(a.stream), collect(b.stream)]);
+    assertEquals(badRead.status, "rejected", `round ${round}`);
+    assertEquals(goodRead.status === "fulfilled" && goodRead.value.length, data.length);
+  }
+});
+
 Deno.test("sniffFormat treats unknown bytes as tar", () => {
   assertEquals(sniffFormat(new Uint8Array([1, 2, 3])), "tar");
   assertEquals(sniffFormat(new Uint8Array([0x1f, 0x8b])), "gzip");
