@@ -4,6 +4,8 @@
  *
  * @module
  */
+import { binDir } from "../install/bin_links.ts";
+import { PACK_BUILD } from "../resolve/packs.ts";
 import { basename } from "node:path";
 import type { BytecodeSettings } from "../bytecode/settings.ts";
 import { seconds } from "./format.ts";
@@ -100,6 +102,7 @@ export async function runInstall(
     });
   }
   const chosenDir = defaultInstallDir(options.installDir);
+  if (!options.noBin) binDir(options.binDir); // a usage error before anything is read
   const sha256 = options.sha256 === undefined ? undefined : normalizeSha256(options.sha256);
   if (sha256 && sources.length > 1) {
     throw new PyprimeError("--sha256 names one archive, but several sources were given", {
@@ -251,6 +254,8 @@ async function installAll(
       limits: options.limits,
       signal,
       foreign: plan.foreign ? plan.download : undefined,
+      // A pack's name is a promise of what it holds, checked against its interpreter.
+      expectKey: plan.download?.build === PACK_BUILD ? plan.download.key : undefined,
     };
   }
 

@@ -132,6 +132,7 @@ export async function runUninstall(
     });
   }
   const chosen = installDir(options.installDir);
+  binDir(options.binDir); // a usage error before anything is removed
   if (!(await exists(chosen))) {
     // Nothing was ever installed there: say so without creating the folder.
     for (const request of requests) {

@@ -147,7 +147,13 @@ export async function runPack(
   const signal = controller.signal;
   try {
     const info = await probeInterpreter(python, root, signal);
-    // `-o DIR` (an existing folder, say a mirror of packs) gets the default name in it.
+    // `-o DIR` (an existing folder, say a mirror of packs) gets the default name in it;
+    // so does `-o DIR/`, made first when it does not exist yet.
+    if (options.output?.endsWith("/") && !(await isDir(options.output))) {
+      await Deno.mkdir(options.output, { recursive: true }).catch((err) => {
+        throw usage(`Cannot make the folder ${options.output}: ${(err as Error).message}`);
+      });
+    }
     const output = options.output === undefined
       ? join(Deno.cwd(), packName(info, format))
       : options.output === "-"

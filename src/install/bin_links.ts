@@ -9,11 +9,18 @@
  */
 import { delimiter, join, relative, resolve, sep } from "node:path";
 import { envValue } from "../env.ts";
+import { PyprimeError } from "../errors.ts";
 import { compareKeys, installedKeys, KEY_PATTERN } from "./layout.ts";
 import { minorDirName, syncMinorDirs } from "./minor_links.ts";
 
 /** The bin dir: `--bin-dir`, else `PYPRIME_PYTHON_BIN_DIR`, else `$XDG_BIN_HOME`, else `~/.local/bin`. */
 export function binDir(flag?: string): string {
+  if (flag === "") {
+    throw new PyprimeError("--bin-dir is empty", {
+      exitCode: 2,
+      hint: "pass a folder, or leave the option out to use the default",
+    });
+  }
   const chosen = flag ?? envValue("PYPRIME_PYTHON_BIN_DIR") ?? envValue("XDG_BIN_HOME");
   if (chosen) return resolve(chosen);
   return join(envValue("HOME") ?? "/", ".local", "bin");

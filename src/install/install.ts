@@ -44,6 +44,11 @@ export interface StageOptions {
    * cannot run here, so it is not probed and the installation is named from this.
    */
   foreign?: Download;
+  /**
+   * The key the archive's name promised (a pack a mirror's SHA256SUMS listed): the
+   * interpreter must say the same, or the install fails.
+   */
+  expectKey?: string;
 }
 
 /** An archive extracted and checked in a staging folder; its interpreter not run yet. */
@@ -227,6 +232,12 @@ export async function inspectStaged(extracted: Extracted, options: StageOptions)
       staging,
       source.label,
     );
+    if (options.expectKey !== undefined && info.key !== options.expectKey) {
+      throw new ArchiveError(
+        `Cannot install ${source.label}: its interpreter is ${info.key}, not the ${options.expectKey} its name says`,
+        { hint: "the folder's SHA256SUMS lists it under another name; pack it again" },
+      );
+    }
     const target = join(options.installDir, info.key);
     const alreadyInstalled = !options.reinstall && await exists(target);
     const rewritten = alreadyInstalled ? [] : await rewriteSysconfig(staging, target);

@@ -134,19 +134,21 @@ export class Planner {
   }
 
   /**
-   * The packs the `--mirror` folders list in their `SHA256SUMS` (`pyprime pack`'s
-   * names), first mirror first; a mirror without one (a PBS-layout mirror keeps one
-   * per release folder) lists none.
+   * The packs the local `--mirror` folders (paths, `file://`) list in their
+   * `SHA256SUMS` (`pyprime pack`'s names), first mirror first; a mirror without one (a
+   * PBS-layout mirror keeps one per release folder) lists none. An http(s) mirror is
+   * not asked: a version request must not cost a request more, nor fail on a server
+   * that only a later mirror or no download at all needed. Packs are for this machine:
+   * with `--platform` for another one, the archive could not be checked against its name.
    */
   #mirrorPacks(): Promise<Download[]> {
     return this.#packs ??= (async () => {
-      const bases = [this.settings.mirror ?? []].flat().filter((m) => m !== "").map(mirrorBase);
+      if (await this.foreign()) return [];
+      const bases = [this.settings.mirror ?? []].flat().filter((m) => m !== "").map(mirrorBase)
+        .filter((base) => base.startsWith("file:"));
       const found: Download[] = [];
       for (const base of bases) {
-        const { sums } = await readSha256Sums(`${base}/${SUMS_NAME}`, {
-          ...this.#download,
-          offline: this.settings.offline,
-        });
+        const { sums } = await readSha256Sums(`${base}/${SUMS_NAME}`, this.#download);
         if (sums) found.push(...packsOf(sums, base));
       }
       return found;

@@ -53,12 +53,18 @@ Deno.test("usage errors exit 2 with one error line and create no install dir", a
   });
 });
 
-Deno.test("an empty --install-dir is a usage error, and a relative HOME gives an absolute default", async () => {
+Deno.test("an empty --install-dir or --bin-dir is a usage error, and a relative HOME gives an absolute default", async () => {
   await withHome(async (home) => {
     for (const args of [["install", "3.12"], ["list"], ["find"], ["dir"], ["uninstall", "--all"]]) {
       const r = await runCli([...args, "--install-dir", ""], { env: { HOME: home }, cwd: home });
       assertEquals(r.code, 2, `${args.join(" ")}: ${r.stderr}`);
       assertMatch(r.stderr, /^error: --install-dir is empty$/m, args.join(" "));
+      assertEquals(await names(home), [], `${args.join(" ")} left files in HOME`);
+    }
+    for (const args of [["install", "3.12"], ["uninstall", "--all"], ["dir", "--bin"]]) {
+      const r = await runCli([...args, "--bin-dir", ""], { env: { HOME: home }, cwd: home });
+      assertEquals(r.code, 2, `${args.join(" ")}: ${r.stderr}`);
+      assertMatch(r.stderr, /^error: --bin-dir is empty$/m, args.join(" "));
       assertEquals(await names(home), [], `${args.join(" ")} left files in HOME`);
     }
     const r = await runCli(["dir"], { env: { HOME: "rel" }, cwd: home });

@@ -9,6 +9,7 @@ import { runCli } from "../support/cli.ts";
 import { startFaultServer } from "../support/fault_server.ts";
 import { startNginx } from "../support/nginx.ts";
 import { fixtures } from "../support/fixtures.ts";
+import { names } from "../support/helpers.ts";
 
 const fx = await fixtures();
 const KEY = `cpython-${fx.version}-linux-x86_64-gnu`;
@@ -208,7 +209,7 @@ Deno.test("a pack installs from standard input, from a URL and from a folder of 
   await Deno.remove(home, { recursive: true });
 });
 
-Deno.test("a version request with --mirror installs the folder's pack its SHA256SUMS lists, from disk or nginx", async () => {
+Deno.test("a version request with a --mirror folder installs the pack its SHA256SUMS lists, and checks the name", async () => {
   const { home, env, pack, packs, sha256 } = await packed();
   const install = (mirror: string, dir: string, request = fx.tag, extra: string[] = []) =>
     runCli(
@@ -231,31 +232,53 @@ Deno.test("a version request with --mirror installs the folder's pack its SHA256
   assertEquals([outcome.key, outcome.sha256, outcome.verified], [KEY, sha256, "sha256sums"]);
   assert(outcome.bytecode.reused > 0, "the pack's bytecode was kept");
   assertEquals((await Deno.readTextFile(join(home, "a", KEY, "BUILD"))).split("\n")[0], "local");
+  const byKey = await install(`file://${packs}`, "b", `cpython-${fx.version}`, ["--offline"]);
+  assertEquals(byKey.code, 0, byKey.stderr);
 
+  // A name that promises another version is checked against the interpreter: refused.
+  const [major, minor] = fx.tag.split(".").map(Number);
+  const liar = PACK.replace(`cpython-${fx.version}+`, `cpython-${major}.${minor + 1}.0+`);
+  await Deno.copyFile(pack, join(packs, liar));
+  await Deno.writeTextFile(join(packs, "SHA256SUMS"), `${sha256}  ${liar}\n`, { append: true });
+  const lie = await install(packs, "c", `${major}.${minor + 1}`, ["--offline"]);
+  assertEquals(lie.code, 1, lie.stderr);
+  assertMatch(
+    lie.stderr,
+    new RegExp(
+      `^error: .*its interpreter is ${KEY}, not the cpython-${major}\\.${minor + 1}\\.0-`,
+      "m",
+    ),
+  );
+  assertEquals(await names(join(home, "c")), [".lock", ".staging"]);
+  assertEquals(await names(join(home, "c", ".staging")), []);
+
+  // Another archive under the pack's name no longer matches its line: refused.
+  await Deno.copyFile(fx.zst, pack);
+  const tampered = await install(packs, "d", fx.tag, ["--offline"]);
+  assertEquals(tampered.code, 1, tampered.stderr);
+  assertMatch(tampered.stderr, new RegExp(`^error: .*${sha256}`, "m"));
+  assertEquals(await Deno.lstat(join(home, "d", KEY)).then(() => true, () => false), false);
+  // A request no pack answers goes to the catalog, through the mirror's PBS layout.
+  const other = await install(packs, "e", "3.8", ["--offline"]);
+  assertEquals(other.code, 1, other.stderr);
+  assertMatch(other.stderr, new RegExp(`Cannot read ${packs}/\\d{8}/cpython-3\\.8\\.`));
+  await Deno.remove(home, { recursive: true });
+});
+
+Deno.test("an http(s) --mirror is not asked for packs: a version request costs no extra request", async () => {
+  const { home, env, packs } = await packed();
   const nginx = await startNginx({ root: packs });
   try {
-    const served = await install(nginx.url, "b", `cpython-${fx.version}`, ["--require-hashes"]);
-    assertEquals(served.code, 0, served.stderr);
-    assertMatch(served.stderr, /^Bytecode reused /m);
-    const uris = (await nginx.requests()).map((r) => `${r.method} ${r.uri} ${r.status}`);
-    assertEquals(uris, [
-      "GET /SHA256SUMS 200",
-      `GET /${encodeURIComponent(PACK)} 200`,
-    ]);
+    const r = await runCli(
+      ["install", fx.tag, "--mirror", nginx.url, "--install-dir", join(home, "a"), "--no-bin"],
+      { env: { ...env, PYPRIME_VERSIONS_URL: `${nginx.url}/no-feed` } },
+    );
+    assertEquals(r.code, 1, "the catalog's archive is not in the folder");
+    const uris = (await nginx.requests()).map((q) => q.uri);
+    assert(!uris.includes("/SHA256SUMS"), uris.join(" "));
+    assert(uris.some((u) => /^\/\d{8}\/cpython-/.test(u)), uris.join(" "));
   } finally {
     await nginx.stop();
   }
-
-  // Another archive under the pack's name no longer matches its line: refused, and
-  // nothing is installed.
-  await Deno.copyFile(fx.zst, pack);
-  const tampered = await install(packs, "c", fx.tag, ["--offline"]);
-  assertEquals(tampered.code, 1, tampered.stderr);
-  assertMatch(tampered.stderr, new RegExp(`^error: .*${sha256}`, "m"));
-  assertEquals(await Deno.lstat(join(home, "c", KEY)).then(() => true, () => false), false);
-  // A request no pack answers goes to the catalog, through the mirror's PBS layout.
-  const other = await install(packs, "d", "3.8", ["--offline"]);
-  assertEquals(other.code, 1, other.stderr);
-  assertMatch(other.stderr, new RegExp(`Cannot read ${packs}/\\d{8}/cpython-3\\.8\\.`));
   await Deno.remove(home, { recursive: true });
 });

@@ -53,6 +53,13 @@ Deno.test("pack writes a PBS install_only archive with the bytecode, its sha256 
   assertEquals(await Deno.readTextFile(join(out, "SHA256SUMS")), `${digest}  ${PACK}\n`);
   await sh("sha256sum", ["-c", "SHA256SUMS"], out); // a folder of packs is a mirror
 
+  // -o with a trailing slash names a folder, made when missing: the pack goes in it.
+  const fresh = join(home, "new", "packs");
+  const slash = await runCli(["pack", root, "-o", `${fresh}/`], { env });
+  assertEquals(slash.code, 0, slash.stderr);
+  assertEquals(await names(fresh), [".SHA256SUMS.lock", "SHA256SUMS", PACK]);
+  assertEquals(await names(join(home, "new")), ["packs"]);
+
   const lines = await listing(archive);
   const paths = lines.map((l) => l.split(/\s+/).slice(5).join(" ").replace(/ -> .*$/, ""));
   assertEquals(paths[0], "python/");
