@@ -194,6 +194,16 @@ def _write_all(fd, data):
         view = view[_os.write(fd, view):]
 
 
+def _read_fd(fd, size):
+    """All of fd's bytes, in reads of size + 1 (one read for a file that did not grow)."""
+    chunks = []
+    while True:
+        chunk = _os.read(fd, max(size + 1, 65536))
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+
+
 def _read_source(path):
     # O_NONBLOCK: a FIFO put in place of a source must not hang the worker.
     fd = _os.open(path, _O_READ)
@@ -201,14 +211,7 @@ def _read_source(path):
         st = _os.fstat(fd)
         if st.st_mode & _S_IFMT != _S_IFREG:
             raise OSError("not a regular file: %r" % path)
-        chunks = []
-        want = st.st_size + 1
-        while True:
-            chunk = _os.read(fd, max(want, 65536))
-            if not chunk:
-                break
-            chunks.append(chunk)
-        return st, b"".join(chunks)
+        return st, _read_fd(fd, st.st_size)
     finally:
         _os.close(fd)
 

@@ -2,7 +2,7 @@
  * The part of the worker's Python source that checks the bytecode a tree already has
  * (worker actions `reuse` and `verify`, see `worker.ts`). It is pasted into
  * {@link WORKER_SOURCE}, so it may use the names defined there (`_os`, `_ext`, `_imp`,
- * `_CODE`, `_O_READ`, `_S_IFMT`, `_S_IFREG`, `_read_source`, `marshal`).
+ * `_CODE`, `_O_READ`, `_S_IFMT`, `_S_IFREG`, `_read_fd`, `_read_source`, `marshal`).
  *
  * A `.pyc` is current when it is a regular file whose header has this interpreter's
  * magic number and known flags, and, for timestamp mode, the source's mtime and size as
@@ -25,16 +25,9 @@ def _pyc_state(cfile, st, source, hashes):
         return False
     fd = _os.open(cfile, _O_READ)
     try:
-        chunks = []
-        want = lst.st_size + 1
-        while True:
-            chunk = _os.read(fd, max(want, 65536))
-            if not chunk:
-                break
-            chunks.append(chunk)
+        data = _read_fd(fd, lst.st_size)
     finally:
         _os.close(fd)
-    data = b"".join(chunks)
     if data[:4] != _ext.MAGIC_NUMBER:
         return False
     flags = int.from_bytes(data[4:8], "little")

@@ -59,7 +59,7 @@ export async function compileStaged(
   try {
     // The rewrite changed these sources after the pack was made; a same-length prefix
     // keeps their size and mtime, so a timestamp .pyc would look current: drop them.
-    const reuse = staged.pycEntries > 0;
+    const reuse = [...staged.shipped.keys()].some((rel) => rel.endsWith(".pyc"));
     if (reuse) await removeBytecodeOf(staged.staging, staged.rewritten);
     // Sources whose shipped .pyc headers match them on disk need no worker.
     const current = reuse && staged.info.magic && staged.info.cache_tag

@@ -69,11 +69,10 @@ export interface Extracted {
   source: ArchiveSource;
   /** Set for an archive of another platform: the catalog entry it was named from. */
   foreign?: Download;
-  /** `.pyc` entries the archive had (a `pyprime pack`): they are checked, not recompiled. */
-  pycEntries: number;
   /**
    * What was written at each `.py` and `.pyc` path (the last entry of a path wins):
-   * with the interpreter's magic number it tells which shipped `.pyc` are current.
+   * any `.pyc` makes it an archive that ships bytecode (a `pyprime pack`), and with the
+   * interpreter's magic number it tells which shipped `.pyc` are current.
    */
   shipped: Map<string, WrittenPath>;
 }
@@ -275,15 +274,11 @@ async function extractInto(
   let raw = source.stream.pipeThrough(tap.stream, { signal: options.signal });
   if (counted) raw = raw.pipeThrough(counted);
   const { format, stream } = await decompress(raw, source.label);
-  let pycEntries = 0;
   const shipped = new Map<string, WrittenPath>();
   const extract = await extractTar(stream, {
     dest: staging,
     label: source.label,
-    mapName: (name) => {
-      if (name.endsWith(".pyc")) pycEntries++;
-      return pbsEntryPath(name, source.label);
-    },
+    mapName: (name) => pbsEntryPath(name, source.label),
     limits: options.limits,
     signal: options.signal,
     onPath: (rel, written) => {
@@ -301,7 +296,6 @@ async function extractInto(
     extractSeconds: (performance.now() - started) / 1000,
     source,
     foreign: options.foreign,
-    pycEntries,
     shipped,
   };
 }

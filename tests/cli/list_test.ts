@@ -7,28 +7,16 @@
  */
 import { join } from "node:path";
 import { assert, assertEquals } from "../support/assert.ts";
+import { uvEntry } from "../support/catalog.ts";
 import { ROOT, runCli } from "../support/cli.ts";
 
 const SNAPSHOT = join(ROOT, "tests", "cli", "snapshots", "list.json");
+
 const PREFIX = "https://github.com/astral-sh/python-build-standalone/releases/download/";
 
 function entry(version: string, build: string, arch = "x86_64") {
-  const [major, minor, patch] = version.split(".").map(Number);
-  const triple = `${arch}-unknown-linux-gnu`;
-  return {
-    name: "cpython",
-    arch: { family: arch, variant: null },
-    os: "linux",
-    libc: "gnu",
-    major,
-    minor,
-    patch,
-    prerelease: "",
-    url: `${PREFIX}${build}/cpython-${version}%2B${build}-${triple}-install_only_stripped.tar.gz`,
-    sha256: "0".repeat(64),
-    variant: null,
-    build,
-  };
+  const file = `cpython-${version}+${build}-${arch}-unknown-linux-gnu-install_only_stripped.tar.gz`;
+  return uvEntry({ version, build, file, sha256: "0".repeat(64), arch });
 }
 
 async function withCatalog(fn: (args: string[], home: string) => Promise<void>): Promise<void> {

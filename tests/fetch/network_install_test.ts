@@ -28,6 +28,8 @@ import {
 import { debianFixtures, fixtures } from "../support/fixtures.ts";
 import { listTree, names } from "../support/helpers.ts";
 import { startNginx } from "../support/nginx.ts";
+import { uvEntry } from "../support/catalog.ts";
+import { assertOneError, type World, worldOf } from "../support/mirror_world.ts";
 
 const fx = await fixtures();
 const BUILD = "20991231";
@@ -57,69 +59,27 @@ function archiveName(version: string): string {
   return `cpython-${version}+${BUILD}-x86_64-unknown-linux-gnu-install_only.tar.gz`;
 }
 
-/** One entry of uv's download-metadata.json. */
-function uvEntry(
-  version: string,
-  url: string,
-  sha256: string,
-  arch = "x86_64",
-  archVariant: string | null = null,
-) {
-  const m = /^(\d+)\.(\d+)\.(\d+)(.*)$/.exec(version)!;
-  return {
-    name: "cpython",
-    arch: { family: arch, variant: archVariant },
-    os: "linux",
-    libc: "gnu",
-    major: Number(m[1]),
-    minor: Number(m[2]),
-    patch: Number(m[3]),
-    prerelease: m[4],
-    url,
-    sha256,
-    variant: null,
-    build: BUILD,
-  };
-}
-
-function pbsUrl(name: string): string {
-  return `${PBS_PREFIX}${BUILD}/${encodeURIComponent(name)}`;
+/** One entry of uv's download-metadata.json for `file` of the test release. */
+function entry(version: string, file: string, sha256: string, arch?: string, archVariant?: string) {
+  return uvEntry({ version, build: BUILD, file, sha256, arch, archVariant });
 }
 
 /** The test catalog: the fixture, plus versions whose archives no mirror has. */
 function catalogJson(sha256: string, extra: Record<string, unknown> = {}): string {
   const entries: Record<string, unknown> = {
     ...extra,
-    [KEY]: uvEntry(fx.version, pbsUrl(ARCHIVE), sha256),
-    [`cpython-${NEWER}-linux-x86_64-gnu`]: uvEntry(
-      NEWER,
-      pbsUrl(archiveName(NEWER)),
-      "a".repeat(64),
-    ),
-    [`cpython-${PRE}-linux-x86_64-gnu`]: uvEntry(PRE, pbsUrl(archiveName(PRE)), "b".repeat(64)),
-    [`cpython-${OLDER}-linux-x86_64-gnu`]: uvEntry(
-      OLDER,
-      pbsUrl(archiveName(OLDER)),
-      "c".repeat(64),
-    ),
-    [`cpython-${fx.version}-linux-aarch64-gnu`]: uvEntry(
+    [KEY]: entry(fx.version, ARCHIVE, sha256),
+    [`cpython-${NEWER}-linux-x86_64-gnu`]: entry(NEWER, archiveName(NEWER), "a".repeat(64)),
+    [`cpython-${PRE}-linux-x86_64-gnu`]: entry(PRE, archiveName(PRE), "b".repeat(64)),
+    [`cpython-${OLDER}-linux-x86_64-gnu`]: entry(OLDER, archiveName(OLDER), "c".repeat(64)),
+    [`cpython-${fx.version}-linux-aarch64-gnu`]: entry(
       fx.version,
-      pbsUrl(archiveName(fx.version).replace("x86_64", "aarch64")),
+      archiveName(fx.version).replace("x86_64", "aarch64"),
       "d".repeat(64),
       "aarch64",
     ),
   };
   return JSON.stringify(entries, null, 2);
-}
-
-/** A temp HOME with an install dir, a cache, a bin dir, a mirror folder and a catalog. */
-interface World {
-  home: string;
-  dir: string;
-  cache: string;
-  mirror: string;
-  catalog: string;
-  remove(): Promise<void>;
 }
 
 async function world(
@@ -136,14 +96,7 @@ async function world(
     catalog,
     catalogJson(options.sha256 ?? fx.sha256[fx.zst], options.extra),
   );
-  return {
-    home,
-    dir: join(home, "pythons"),
-    cache: join(home, "cache"),
-    mirror,
-    catalog,
-    remove: () => Deno.remove(home, { recursive: true }),
-  };
+  return worldOf(home, mirror, catalog);
 }
 
 /** Fast retries for every run: a fault test must not wait for production backoff. */
@@ -294,16 +247,6 @@ async function assertNothingLeft(w: World, { made = true } = {}): Promise<void> 
   assertEquals(await listTree(w.dir), made ? [".lock", ".staging"] : []);
   const parts = (await listTree(w.cache)).filter((p) => p.endsWith(".part"));
   assertEquals(parts, []);
-}
-
-/** Exactly one `error:` line, matching every pattern, and a `hint:` line. */
-function assertOneError(r: CliResult, ...patterns: RegExp[]): string {
-  assertEquals(r.code, 1, r.stderr);
-  const errors = r.stderr.split("\n").filter((l) => l.startsWith("error:"));
-  assertEquals(errors.length, 1, r.stderr);
-  for (const p of patterns) assertMatch(errors[0], p);
-  assertMatch(r.stderr, /^hint: /m);
-  return errors[0];
 }
 
 async function runPython(python: string, code: string): Promise<string> {
@@ -836,7 +779,7 @@ Deno.test("install of an installed x86_64_v3 key sends no request", async () => 
   // PBS publishes x86-64-v3 builds; the interpreter cannot tell its level, so the
   // installation is keyed without it and the key request must still find it.
   const v3 = `cpython-${fx.version}-linux-x86_64_v3-gnu`;
-  const extra = { [v3]: uvEntry(fx.version, pbsUrl(ARCHIVE), fx.sha256[fx.zst], "x86_64", "v3") };
+  const extra = { [v3]: entry(fx.version, ARCHIVE, fx.sha256[fx.zst], "x86_64", "v3") };
   const w = await world({ extra });
   await withMirror(w.mirror, async (server) => {
     const v3Platform = ["--mirror", server.url, "--platform", "linux-x86_64_v3-gnu", "--json"];
@@ -1002,7 +945,7 @@ Deno.test("install --platform for another machine names the install from the cat
   await Deno.writeTextFile(
     w.catalog,
     JSON.stringify({
-      [foreignKey]: uvEntry(fx.version, pbsUrl(ARCHIVE), fx.sha256[fx.zst], "aarch64"),
+      [foreignKey]: entry(fx.version, ARCHIVE, fx.sha256[fx.zst], "aarch64"),
     }),
   );
   const r = await pyprime(w, [

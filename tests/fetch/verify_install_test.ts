@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { uvEntry } from "../support/catalog.ts";
 import { basename, join } from "node:path";
 import { assert, assertEquals, assertMatch, assertNotMatch } from "../support/assert.ts";
 import { type CliResult, runCli } from "../support/cli.ts";
@@ -154,25 +155,10 @@ Deno.test("install --require-hashes and PYPRIME_REQUIRE_HASHES=1 refuse an unver
 Deno.test("install of the fixtures verifies them: a custom catalog lists them, their folder has SHA256SUMS", async () => {
   const p = await place();
   const catalog = join(p.home, "catalog.json");
-  const [major, minor, patch] = fx.version.split(".").map(Number);
-  await Deno.writeTextFile(
-    catalog,
-    JSON.stringify({
-      x: {
-        name: "cpython",
-        arch: { family: "x86_64", variant: null },
-        os: "linux",
-        libc: "gnu",
-        major,
-        minor,
-        patch,
-        prerelease: "",
-        url: `https://example.invalid/20991231/${encodeURIComponent(basename(fx.gz))}`,
-        sha256: SHA,
-        variant: null,
-      },
-    }),
-  );
+  const file = basename(fx.gz);
+  const prefix = "https://example.invalid/";
+  const x = uvEntry({ version: fx.version, build: "20991231", file, sha256: SHA, prefix });
+  await Deno.writeTextFile(catalog, JSON.stringify({ x }));
   const r = await install(p, [p.archive, "--catalog", catalog, "--require-hashes"]);
   assertEquals(r.code, 0, r.stderr);
   assertEquals(JSON.parse(r.stdout)[0].verified, "catalog");

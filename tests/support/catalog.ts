@@ -20,6 +20,8 @@ export interface EntryOptions {
   arch?: string;
   /** x86-64 level (`v3`); the baseline by default. */
   archVariant?: string | null;
+  /** The URL prefix of the release folders; PBS's GitHub releases by default. */
+  prefix?: string;
 }
 
 /**
@@ -41,7 +43,7 @@ export function uvEntry(options: EntryOptions): Record<string, unknown> {
     minor: Number(m[2]),
     patch: Number(m[3]),
     prerelease: m[4],
-    url: `${PBS_PREFIX}${options.build}/${encodeURIComponent(options.file)}`,
+    url: `${options.prefix ?? PBS_PREFIX}${options.build}/${encodeURIComponent(options.file)}`,
     sha256: options.sha256,
     variant: null,
     build: options.build,

@@ -59,6 +59,11 @@ export async function world(sha256: string | null = SHA): Promise<World> {
       [KEY]: uvEntry({ version: fx.version, build: BUILD_DATE, file: ARCHIVE, sha256 }),
     }),
   );
+  return worldOf(home, mirror, catalog);
+}
+
+/** The world of a temp HOME: its install dir and cache, the mirror and catalog given. */
+export function worldOf(home: string, mirror: string, catalog: string): World {
   return {
     home,
     dir: join(home, "pythons"),
