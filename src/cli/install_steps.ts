@@ -8,7 +8,7 @@ import { compileTree } from "../bytecode/pool.ts";
 import { removeBytecodeOf, writeBytecodeRecord } from "../bytecode/record.ts";
 import { currentSources } from "../bytecode/shipped.ts";
 import type { BytecodeSettings, CompileReport } from "../bytecode/settings.ts";
-import { PyprimeError } from "../errors.ts";
+import { CompileError, PyprimeError } from "../errors.ts";
 import type { Staged } from "../install/install.ts";
 import type { Expected, Plan } from "../resolve/plan.ts";
 import type { InstallCommandOptions } from "./install.ts";
@@ -56,6 +56,9 @@ export async function compileStaged(
   out: Output,
 ): Promise<CompileReport> {
   const bar = out.bar("Compiling bytecode", 0, "files");
+  // What the user will look at is the final path, not the staging folder that is
+  // renamed into it a moment later.
+  const finalPath = (text: string) => text.replaceAll(`${staged.staging}/`, `${staged.target}/`);
   try {
     // The rewrite changed these sources after the pack was made; a same-length prefix
     // keeps their size and mtime, so a timestamp .pyc would look current: drop them.
@@ -89,6 +92,10 @@ export async function compileStaged(
       // A pack ships its bytecode: keep what is current, compile the rest.
       action: reuse ? "reuse" : "compile",
       current,
+    }).catch((err) => {
+      // A timeout or a full disk stops the install; its message names the final path too.
+      if (!(err instanceof CompileError)) throw err;
+      throw new CompileError(finalPath(err.message), { cause: err, hint: err.hint });
     });
     bar.stop();
     await writeBytecodeRecord(staged.staging, {
@@ -96,16 +103,9 @@ export async function compileStaged(
       invalidationMode: settings.invalidationMode,
       exclude: settings.exclude.map((re) => re.source),
     });
-    // What the user will look at is the final path, not the staging folder that is
-    // renamed into it a moment later.
     const final = {
       ...report,
-      failed: report.failed.map((f) => ({
-        ...f,
-        path: f.path.startsWith(staged.staging + "/")
-          ? staged.target + f.path.slice(staged.staging.length)
-          : f.path,
-      })),
+      failed: report.failed.map((f) => ({ ...f, path: finalPath(f.path) })),
     };
     summarizeCompile(final, out);
     return final;

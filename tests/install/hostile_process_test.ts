@@ -247,7 +247,10 @@ Deno.test("a full disk during bytecode compilation fails the install and leaves 
       120_000,
     );
     await assertRefused(small, r, /No space left on device/, marker);
-    note(`full disk: ${r.stderr.trim().split("\n").filter((l) => l.startsWith("error:"))[0]}`);
+    const error = r.stderr.trim().split("\n").filter((l) => l.startsWith("error:"))[0];
+    note(`full disk: ${error}`);
+    // The message names where the file was going to live, not the staging folder.
+    assertMatch(error, new RegExp(`Cannot write the bytecode of ${small.dir}/cpython-`));
     assertEquals((await listTree(small.dir)).filter((p) => !p.includes("/")), [
       ".lock",
       ".staging",
